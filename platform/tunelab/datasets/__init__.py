@@ -1,0 +1,28 @@
+"""Offline data sets by name, split into standardised train / validation / test arrays."""
+
+from __future__ import annotations
+
+from tunelab.datasets.base import DataSet, GeneratedData, Splits
+from tunelab.datasets.registry import (
+    dataset_names,
+    get_dataset,
+    load_splits,
+    register,
+    resolve_dataset_params,
+)
+
+# Importing a data set module registers it.
+from tunelab.datasets import digits as _digits  # noqa: E402,F401
+from tunelab.datasets import mnist1d as _mnist1d  # noqa: E402,F401
+from tunelab.datasets import synthetic as _synthetic  # noqa: E402,F401
+
+__all__ = [
+    "DataSet",
+    "GeneratedData",
+    "Splits",
+    "dataset_names",
+    "get_dataset",
+    "load_splits",
+    "register",
+    "resolve_dataset_params",
+]
