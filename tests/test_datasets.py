@@ -234,7 +234,7 @@ def test_mnist1d_is_cached_and_read_back_without_regenerating(
 
     # Other generator arguments are another file, so they do need generating.
     with pytest.raises(AssertionError, match="make_dataset was called"):
-        load_splits("mnist1d", {"num_samples": 500, "seed": 1}, 0.2, 0.2, 0)
+        load_splits("mnist1d", {"num_samples": 500, "generator_seed": 1}, 0.2, 0.2, 0)
 
 
 def test_mnist1d_generation_leaves_the_global_random_state_alone() -> None:

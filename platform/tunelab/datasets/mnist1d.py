@@ -64,13 +64,13 @@ class Mnist1d(DataSet):
     params = (
         Param("num_samples", int, 5000, "samples generated (rounded down to a multiple of 10)", low=100),
         Param(
-            "seed", int, 42, "seed of the mnist1d generator (the split has its own seed)", low=0, high=2**32 - 1
+            "generator_seed", int, 42, "seed of the mnist1d generator (the split has its own seed)", low=0, high=2**32 - 1
         ),
     )
 
     @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
-        x, y = load_or_generate(generator_args(params["num_samples"], params["seed"]))
+        x, y = load_or_generate(generator_args(params["num_samples"], params["generator_seed"]))
         return GeneratedData(
             x=x[:, np.newaxis, :],
             y=y,

@@ -1,0 +1,78 @@
+"""Models by name (`mlp`) or by import path (`package.module:Class`) for a user's own model."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, ClassVar, Mapping
+
+from torch import nn
+
+from tunelab_models.params import Param, resolve_params
+from tunelab_models.signature import DataSignature, Task
+
+
+class TunableModel(nn.Module):
+    """Base class: a model declares its hyperparameters and builds itself from a signature."""
+
+    name: ClassVar[str]
+    hyperparameters: ClassVar[tuple[Param, ...]]
+    tasks: ClassVar[frozenset[Task]] = frozenset({"classification", "regression"})
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+_MODELS: dict[str, type[TunableModel]] = {}
+
+
+def register_model(cls: type[TunableModel]) -> type[TunableModel]:
+    if cls.name in _MODELS and _MODELS[cls.name] is not cls:
+        raise ValueError(f"model name {cls.name!r} is already registered")
+    _MODELS[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def get_model(name: str) -> type[TunableModel]:
+    """The model class for a registered name or a `package.module:Class` path."""
+    if ":" in name:
+        return _import_model(name)
+    if name in _MODELS:
+        return _MODELS[name]
+    close = difflib.get_close_matches(name, _MODELS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UnknownModelError(
+        f"unknown model {name!r}{hint}; expected one of {', '.join(model_names())} "
+        "or an import path 'package.module:Class'"
+    )
+
+
+def _import_model(path: str) -> type[TunableModel]:
+    module_name, _, attribute = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownModelError(f"cannot import model {path!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "hyperparameters")):
+        raise UnknownModelError(
+            f"{path!r} is not a model: expected a torch.nn.Module class with a "
+            "`hyperparameters` tuple of tunelab_models.Param"
+        )
+    return cls
+
+
+def resolve_model_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with `params`, each checked against the model's declaration."""
+    return resolve_params(get_model(name).hyperparameters, params)
+
+
+def build_model(name: str, params: Mapping[str, Any], signature: DataSignature) -> nn.Module:
+    cls = get_model(name)
+    if signature.task not in cls.tasks:
+        raise UnknownModelError(f"model {name!r} does not support {signature.task} data")
+    return cls(signature, **resolve_params(cls.hyperparameters, params))

@@ -1,0 +1,154 @@
+"""The `tunelab` command line. User errors print one line and exit 2; no tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tunelab.errors import BadInputError, TunelabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Hyperparameter tuning for PyTorch: Ray Tune schedules, Optuna searches, Parquet keeps every result.",
+)
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+StorageOption = Annotated[
+    Path, typer.Option("--storage", help="Folder that holds the studies.", show_default=True)
+]
+
+
+def echo(line: str) -> None:
+    typer.echo(line)
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML).")]) -> None:
+    """Check an experiment file without running it."""
+    from tunelab.spec import load_spec
+
+    spec = load_spec(file)
+    echo(
+        f"{file}: ok — study {spec.name!r}, {spec.budget.num_samples} trials of {spec.model.name} on "
+        f"{spec.dataset.name}, {len(spec.search_space)} parameters searched by {spec.searcher.name} "
+        f"with {spec.scheduler.name}, objective {spec.objective.metric} ({spec.objective_mode})"
+    )
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    storage: StorageOption = Path("tunelab-results"),
+    name: Annotated[Optional[str], typer.Option(help="Study name (default: the file's `name`).")] = None,
+    num_samples: Annotated[Optional[int], typer.Option(min=1, help="Number of trials.")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(min=1, help="Trials running at once.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Searcher seed.")] = None,
+) -> None:
+    """Run a study on this machine (embedded Ray) and print the best trials."""
+    from tunelab.spec import load_spec, parse_spec
+
+    overrides: dict[str, Any] = {}
+    if name is not None:
+        overrides["name"] = name
+    if num_samples is not None:
+        overrides["budget.num_samples"] = num_samples
+    if max_concurrent is not None:
+        overrides["budget.max_concurrent"] = max_concurrent
+    if seed is not None:
+        overrides["searcher.seed"] = seed
+    spec = load_spec(file)
+    if overrides:
+        spec = parse_spec(file.read_text(), str(file), overrides)
+
+    from tunelab.study import check_storage, run_study
+
+    check_storage(storage, spec.name)
+    outcome = run_study(spec, storage, echo=echo)
+    _print_summary(outcome.paths, spec.objective_mode, top=5)
+    echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
+
+
+@app.command()
+def results(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = Path("tunelab-results"),
+    top: Annotated[Optional[int], typer.Option(min=1, help="Show only the best N trials.")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", help="How to print the trials.")] = OutputFormat.table,
+) -> None:
+    """Show a study's trials, best first."""
+    from tunelab.store import StudyPaths, read_study, read_trials
+    from tunelab.summary import summary_table
+
+    paths = StudyPaths.of(storage, study)
+    if not paths.exists():
+        raise BadInputError(f"no study {study!r} in {storage}")
+    mode = read_study(paths)["objective_mode"]
+    if format is OutputFormat.table:
+        _print_summary(paths, mode, top)
+        return
+    table = summary_table(read_trials(paths), mode, top)
+    if format is OutputFormat.csv:
+        typer.echo(table.to_csv(index=False), nl=False)
+    else:
+        typer.echo(table.to_json(orient="records", indent=2))
+
+
+def _print_summary(paths: Any, mode: str, top: int | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunelab.store import read_study, read_trials
+    from tunelab.summary import format_value, status_counts, summary_table
+
+    study = read_study(paths)
+    trials = read_trials(paths)
+    table = summary_table(trials, mode, top)
+    title = f"{study['name']} — best trials by {study['objective_metric']} ({mode})"
+    view = Table(title=title)
+    for column in table.columns:
+        view.add_column("best " + column if column == "objective" else column, justify="right")
+    for row in table.itertuples(index=False):
+        view.add_row(*(format_value(v) for v in row))
+    console = Console(width=max(170, Console().width))
+    console.print(view)
+    counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
+    echo(f"{len(trials)} trials: {counts}")
+    if not table.empty:
+        best = table.iloc[0]
+        echo(f"best trial: {best['trial']} with {study['objective_metric']} {format_value(best['objective'])}")
+    echo(f"results: {paths.root}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False, prog_name="tunelab")
+    except typer.TyperException as exc:  # bad command-line usage (typer's vendored click)
+        if exc.exit_code == 0 or type(exc).__name__ == "NoArgsIsHelpError":
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(ctx.get_help() if ctx else "", err=False)
+            sys.exit(0 if exc.exit_code == 0 else 2)
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        typer.echo(f"tunelab: error: {where}{exc.format_message()}", err=True)
+        sys.exit(2)
+    except TunelabError as exc:
+        typer.echo(f"tunelab: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("tunelab: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Metric names every trial reports, and which direction is better."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Mode = Literal["min", "max"]
+
+# Metrics a study may optimise or monitor, per task, with the direction that is better.
+# Test metrics are deliberately absent: the test split never chooses a configuration.
+OBJECTIVE_METRICS: dict[str, dict[str, Mode]] = {
+    "classification": {"val_loss": "min", "val_acc": "max", "train_loss": "min", "train_acc": "max"},
+    "regression": {"val_loss": "min", "train_loss": "min"},
+}
+
+# Columns of one epoch row, in the order the store keeps them.
+EPOCH_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "epoch_seconds")
+
+# The key in a trial's final report that says how it ended on its own. A trial whose last
+# report lacks it was stopped from outside (by the scheduler or the time budget).
+TRIAL_END = "trial_end"
+
+
+def worst_value(mode: Mode) -> float:
+    """The objective a diverged trial reports: ASHA stops it and Optuna learns to avoid it."""
+    return float("inf") if mode == "min" else float("-inf")
+
+# How a trial ended, as the store and the progress display name it.
+TRIAL_STATUSES: tuple[str, ...] = (
+    "completed",  # ran to max_epochs
+    "stopped_early",  # stopped by the scheduler (ASHA / median)
+    "early_stopped_patience",  # no improvement for `patience` epochs
+    "diverged",  # loss became NaN or infinite
+    "errored",  # raised an exception
+    "interrupted",  # still running when the study ended (time budget, Ctrl-C)
+)
+
+
+def ended_status(last_result: dict[str, object]) -> str:
+    """Status of a trial that finished without an error, from its last report."""
+    return str(last_result.get(TRIAL_END) or "stopped_early")

@@ -1,0 +1,77 @@
+"""Progress lines while a study runs: trials done / running / stopped, best so far."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from tunelab.metrics import Mode, ended_status
+
+HEARTBEAT_S = 15.0
+
+
+class ProgressCallback(Callback):
+    def __init__(
+        self,
+        num_samples: int,
+        objective: str,
+        mode: Mode,
+        echo: Callable[[str], None],
+        trial_number: Callable[[str], int],
+    ) -> None:
+        self.trial_number = trial_number
+        self.num_samples = num_samples
+        self.objective = objective
+        self.mode = mode
+        self.echo = echo
+        self.started = time.monotonic()
+        self.last_line = self.started
+        self.running: set[str] = set()
+        self.ended: Counter[str] = Counter()
+        self.best_value = math.nan
+        self.best_trial = ""
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+        value = result.get(self.objective)
+        if isinstance(value, (int, float)) and math.isfinite(value) and self._better(value):
+            self.best_value, self.best_trial = float(value), trial.trial_id
+        if time.monotonic() - self.last_line >= HEARTBEAT_S:
+            self._line("")
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        last = trial.last_result or {}
+        status = ended_status(last)
+        self._end(trial, status, f"{status.replace('_', ' ')} at epoch {last.get('epoch', '?')}")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._end(trial, "errored", "errored")
+
+    def _end(self, trial: Trial, status: str, what: str) -> None:
+        self.running.discard(trial.trial_id)
+        self.ended[status] += 1
+        self._line(f"trial {self.trial_number(trial.trial_id):>3} {what:<34} │ ")
+
+    def _better(self, value: float) -> bool:
+        if math.isnan(self.best_value):
+            return True
+        return value < self.best_value if self.mode == "min" else value > self.best_value
+
+    def _line(self, event: str) -> None:
+        self.last_line = time.monotonic()
+        done = sum(self.ended.values())
+        counts = [f"{done}/{self.num_samples} done", f"{len(self.running)} running"]
+        for status, label in (("stopped_early", "stopped by scheduler"), ("early_stopped_patience", "by patience"),
+                              ("diverged", "diverged"), ("errored", "errored")):
+            if self.ended[status]:
+                counts.append(f"{self.ended[status]} {label}")
+        if self.best_trial:
+            counts.append(f"best {self.objective} {self.best_value:.4g} (trial {self.trial_number(self.best_trial)})")
+        self.echo(f"[{self.last_line - self.started:6.1f}s] {event}{' · '.join(counts)}")

@@ -1,0 +1,52 @@
+"""OptunaSearch over the Spec's space, telling Optuna the truth about early-stopped trials."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from tunelab.metrics import TRIAL_END
+from tunelab.spec.checks import evaluation_order
+from tunelab.spec.distributions import _Distribution
+
+
+class DefineByRun:
+    """The Spec's space as an Optuna define-by-run function.
+
+    A conditional parameter is only sampled when its condition holds, so it is absent
+    from the config (and from Optuna's view of the trial) otherwise. A class, not a
+    closure: Ray pickles the searcher, and this with it, to resume a study.
+    """
+
+    def __init__(self, space: Mapping[str, _Distribution]) -> None:
+        self.space = dict(space)
+        self.order = evaluation_order(space)
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        chosen: dict[str, Any] = {}
+        for name in self.order:
+            dist = self.space[name]
+            conditions = dist.condition_values()
+            if all(parent in chosen and chosen[parent] in allowed for parent, allowed in conditions.items()):
+                chosen[name] = dist.suggest(trial, name)
+
+
+class StudySearch(OptunaSearch):
+    """Ray's OptunaSearch, except for trials the scheduler stopped.
+
+    Ray tells Optuna a stopped trial is COMPLETE with its last, early value: an unconverged
+    loss that TPE would treat like a finished result. We tell Optuna it was PRUNED instead;
+    Ray has already reported its per-epoch values, so TPE ranks it below every finished
+    trial and by how far it got, which is how Optuna treats trials its own pruners stop.
+    A trial that ended on its own (completed, patience, diverged) says so in `trial_end`.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        stopped_by_scheduler = not error and result is not None and TRIAL_END not in result
+        if stopped_by_scheduler:
+            # With no result and no error, OptunaSearch records the trial as PRUNED.
+            super().on_trial_complete(trial_id, result=None, error=False)
+        else:
+            super().on_trial_complete(trial_id, result=result, error=error)

@@ -1,0 +1,93 @@
+"""Schedulers: when a trial is stopped before max_epochs. Each builds one Ray Tune scheduler."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
+
+from tunelab_models.params import Param
+
+
+class Scheduler:
+    name: ClassVar[str]
+    options: ClassVar[tuple[Param, ...]] = ()
+
+    def build(self, max_epochs: int, options: Mapping[str, Any]) -> TrialScheduler:
+        raise NotImplementedError
+
+    def rung_epochs(self, max_epochs: int, options: Mapping[str, Any]) -> list[int]:
+        """Epochs at which this scheduler may stop a trial (for the curves' markers)."""
+        return []
+
+    def problems(self, max_epochs: int, options: Mapping[str, Any]) -> dict[str, str]:
+        """Option name -> what is wrong with it, given the study's max_epochs."""
+        return {}
+
+
+class ASHA(Scheduler):
+    """Asynchronous successive halving: at each rung keep the best 1/reduction_factor."""
+
+    name = "asha"
+    options = (
+        Param("grace_period", int, 1, "epochs every trial gets before it can be stopped", low=1, high=1_000_000),
+        Param("reduction_factor", float, 3.0, "keep the best 1/reduction_factor at each rung", low=1.01, high=100),
+    )
+
+    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        # metric/mode deliberately not set here: with OptunaSearch they go on the searcher
+        # and TuneConfig only (Ray refuses them in both places).
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max_epochs,
+            grace_period=options["grace_period"],
+            reduction_factor=options["reduction_factor"],
+        )
+
+    def rung_epochs(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        rungs, epoch = [], float(options["grace_period"])
+        while epoch < max_epochs:
+            rungs.append(int(epoch))
+            epoch *= options["reduction_factor"]
+        return rungs
+
+    def problems(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        if options["grace_period"] >= max_epochs:
+            return {"grace_period": f"expected fewer than train.max_epochs ({max_epochs}), got {options['grace_period']}"}
+        return {}
+
+
+class MedianStopping(Scheduler):
+    """Stop a trial whose best result is worse than the median of others at the same epoch."""
+
+    name = "median"
+    options = (
+        Param("grace_period", int, 1, "epochs before a trial can be stopped", low=1, high=1_000_000),
+        Param("min_samples_required", int, 3, "trials needed to compute a median", low=1, high=1_000_000),
+    )
+
+    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        # Ray's default time_attr counts wall-clock seconds (60 s grace): count epochs instead.
+        return MedianStoppingRule(
+            time_attr="training_iteration",
+            grace_period=options["grace_period"],
+            min_samples_required=options["min_samples_required"],
+        )
+
+    def rung_epochs(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        return list(range(options["grace_period"], max_epochs))
+
+    def problems(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        if options["grace_period"] >= max_epochs:
+            return {"grace_period": f"expected fewer than train.max_epochs ({max_epochs}), got {options['grace_period']}"}
+        return {}
+
+
+class NoScheduler(Scheduler):
+    name = "none"
+
+    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+        return FIFOScheduler()
+
+
+SCHEDULERS: dict[str, Scheduler] = {s.name: s for s in (ASHA(), MedianStopping(), NoScheduler())}

@@ -1,0 +1,93 @@
+"""Searchers: each wraps one Optuna sampler behind the same small interface."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping
+
+import optuna
+
+from tunelab_models.params import Param
+
+from tunelab.spec.distributions import _Distribution
+
+
+class Searcher:
+    name: ClassVar[str]
+    options: ClassVar[tuple[Param, ...]] = ()
+
+    def build_sampler(
+        self, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any]
+    ) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+    def planned_trials(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> int | None:
+        """How many trials this searcher needs to finish its job, where it knows (grid)."""
+        return None
+
+
+class TPESearcher(Searcher):
+    name = "tpe"
+    options = (Param("n_startup_trials", int, 10, "random trials before TPE models the space", low=0, high=100_000),)
+
+    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+        # group=True lets multivariate TPE model conditional parameters (momentum only with
+        # SGD) as separate subspaces instead of falling back to independent sampling.
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=options["n_startup_trials"],
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            warn_independent_sampling=False,
+        )
+
+
+class RandomSearcher(Searcher):
+    name = "random"
+
+    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+class CmaEsSearcher(Searcher):
+    name = "cmaes"
+    options = (Param("n_startup_trials", int, 1, "random trials before CMA-ES starts", low=0, high=100_000),)
+
+    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+        # CMA-ES covers numeric parameters; choices are drawn at random (Optuna's design).
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=options["n_startup_trials"], warn_independent_sampling=False
+        )
+
+
+class QMCSearcher(Searcher):
+    name = "qmc"
+    options = (Param("qmc_type", str, "sobol", "low-discrepancy sequence", choices=("sobol", "halton")),)
+
+    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+        return optuna.samplers.QMCSampler(
+            qmc_type=options["qmc_type"], scramble=True, seed=seed, warn_independent_sampling=False,
+            warn_asynchronous_seeding=False,
+        )
+
+
+class GridSearcher(Searcher):
+    name = "grid"
+    options = (Param("resolution", int, 5, "grid points per continuous parameter", low=2, high=1000),)
+
+    def grid(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> dict[str, list[Any]]:
+        return {name: dist.grid_values(options["resolution"]) for name, dist in space.items()}
+
+    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+        return optuna.samplers.GridSampler(self.grid(space, options), seed=seed)
+
+    def planned_trials(self, space, options):  # type: ignore[no-untyped-def]
+        return math.prod(len(values) for values in self.grid(space, options).values())
+
+
+SEARCHERS: dict[str, Searcher] = {
+    s.name: s for s in (TPESearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
+}
+
+

@@ -1,0 +1,183 @@
+"""Rules that need the registries: names exist, options fit their declarations, the search
+space fits the model and the training knobs, conditions refer to searched parameters."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Iterable, Mapping
+
+from tunelab_models import ParamError, UnknownModelError, get_model
+from tunelab_models.params import Param, resolve_params
+
+from tunelab.datasets import get_dataset, resolve_dataset_params
+from tunelab.errors import BadInputError, SpecError
+from tunelab.metrics import OBJECTIVE_METRICS
+from tunelab.search.schedulers import SCHEDULERS
+from tunelab.search.searchers import SEARCHERS
+from tunelab.spec.distributions import Choice, _Distribution
+from tunelab.spec.schema import Spec
+from tunelab.spec.strict import OptionsModel
+from tunelab.training.knobs import TRAINING_KNOBS
+
+DEFAULT_NUM_SAMPLES = 20
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def validate_spec(spec: Spec, source: str) -> Spec:
+    """Raise SpecError for the first problem; return the Spec with defaults resolved."""
+
+    def fail(field: str, message: str) -> SpecError:
+        return SpecError(source, field, message)
+
+    dataset = _lookup(lambda: get_dataset(spec.dataset.name), "dataset.name", fail)
+    _check_options(spec.dataset, dataset.params, "dataset", fail)
+    _lookup(lambda: resolve_dataset_params(spec.dataset.name, spec.dataset.options()), "dataset", fail)
+
+    model = _lookup(lambda: get_model(spec.model.name), "model.name", fail)
+    _check_options(spec.model, model.hyperparameters, "model", fail)
+    if dataset.task not in model.tasks:
+        raise fail("model.name", f"model {spec.model.name!r} does not support {dataset.task} data ({spec.dataset.name})")
+
+    _check_options(spec.train, TRAINING_KNOBS, "train", fail)
+
+    searcher = _registered(SEARCHERS, spec.searcher.name, "searcher.name", fail)
+    searcher_options = _check_options(spec.searcher, searcher.options, "searcher", fail)
+    scheduler = _registered(SCHEDULERS, spec.scheduler.name, "scheduler.name", fail)
+    scheduler_options = _check_options(spec.scheduler, scheduler.options, "scheduler", fail)
+    for option, problem in scheduler.problems(spec.train.max_epochs, scheduler_options).items():
+        raise fail(f"scheduler.{option}", problem)
+
+    metrics = OBJECTIVE_METRICS[dataset.task]
+    metric = spec.objective.metric
+    if metric not in metrics:
+        raise fail(
+            "objective.metric",
+            f"unknown metric {metric!r} for {dataset.task}{did_you_mean(metric, metrics)}; "
+            f"expected one of {', '.join(metrics)}",
+        )
+    mode = spec.objective.mode or metrics[metric]
+    if mode != metrics[metric]:
+        raise fail("objective.mode", f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'}; expected {metrics[metric]!r}")
+    monitor = spec.train.early_stopping.monitor
+    if monitor is not None and monitor not in metrics:
+        raise fail("train.early_stopping.monitor", f"unknown metric {monitor!r}{did_you_mean(monitor, metrics)}; expected one of {', '.join(metrics)}")
+
+    tunable = {p.name: p for p in (*model.hyperparameters, *TRAINING_KNOBS)}
+    fixed = {**spec.model.options(), **spec.train.options()}
+    _check_search_space(spec.search_space, tunable, fixed, {p.name for p in dataset.params}, fail)
+
+    planned = searcher.planned_trials(spec.search_space, searcher_options)
+    num_samples = spec.budget.num_samples
+    if planned is not None and num_samples is not None and num_samples > planned:
+        raise fail("budget.num_samples", f"the {searcher.name} searcher has {planned} configurations; expected at most {planned}, got {num_samples}")
+    num_samples = num_samples or planned or DEFAULT_NUM_SAMPLES
+
+    return spec.model_copy(
+        update={
+            "objective": spec.objective.model_copy(update={"mode": mode}),
+            "budget": spec.budget.model_copy(update={"num_samples": num_samples}),
+        }
+    )
+
+
+def resolved_options(section: OptionsModel, declared: Iterable[Param]) -> dict[str, Any]:
+    """A section's declared options with defaults filled in (for a validated Spec)."""
+    return resolve_params(declared, section.options())
+
+
+def _lookup(find: Callable[[], Any], field: str, fail: Callable[[str, str], SpecError]) -> Any:
+    try:
+        return find()
+    except (UnknownModelError, BadInputError) as exc:
+        raise fail(field, str(exc)) from None
+
+
+def _registered(registry: Mapping[str, Any], name: str, field: str, fail: Callable[[str, str], SpecError]) -> Any:
+    if name not in registry:
+        raise fail(field, f"unknown {field.split('.')[0]} {name!r}{did_you_mean(name, registry)}; expected one of {', '.join(registry)}")
+    return registry[name]
+
+
+def _check_options(
+    section: OptionsModel, declared: Iterable[Param], prefix: str, fail: Callable[[str, str], SpecError]
+) -> dict[str, Any]:
+    table = {p.name: p for p in declared}
+    for key in section.options():
+        if key not in table:
+            known = [*type(section).model_fields, *table]
+            raise fail(f"{prefix}.{key}", f"unknown key{did_you_mean(key, known)}; expected one of {', '.join(known)}")
+    try:
+        return resolved_options(section, declared)
+    except ParamError as exc:
+        raise fail(f"{prefix}.{exc.name}", exc.message) from None
+
+
+def _check_search_space(
+    space: Mapping[str, _Distribution],
+    tunable: Mapping[str, Param],
+    fixed: Mapping[str, Any],
+    dataset_params: set[str],
+    fail: Callable[[str, str], SpecError],
+) -> None:
+    for name, dist in space.items():
+        field = f"search_space.{name}"
+        if name in dataset_params:
+            raise fail(field, "data set parameters cannot be searched: the data is loaded once per study")
+        if name not in tunable:
+            raise fail(field, f"not a parameter of the model or the training loop{did_you_mean(name, tunable)}; expected one of {', '.join(tunable)}")
+        if name in fixed:
+            raise fail(field, "also set as a fixed value in the model or train section; keep one")
+        declared = tunable[name]
+        if declared.kind in (str, bool) and not isinstance(dist, Choice):
+            raise fail(f"{field}.type", f"{name} takes {declared.expectation()}; expected type 'choice'")
+        if declared.kind is int and dist.type in ("uniform", "loguniform"):  # type: ignore[attr-defined]
+            raise fail(f"{field}.type", f"{name} takes integers; expected type 'int' or 'choice'")
+        for value in dist.bounds():
+            try:
+                declared.check(value)
+            except ParamError as exc:
+                raise fail(field, exc.message) from None
+    _check_conditions(space, fail)
+
+
+def _check_conditions(space: Mapping[str, _Distribution], fail: Callable[[str, str], SpecError]) -> None:
+    for name, dist in space.items():
+        for parent, values in dist.condition_values().items():
+            field = f"search_space.{name}.when.{parent}"
+            if parent not in space:
+                raise fail(field, f"condition on {parent!r}, which is not in search_space{did_you_mean(parent, space)}")
+            parent_dist = space[parent]
+            if not isinstance(parent_dist, Choice):
+                raise fail(field, f"conditions must refer to a 'choice' parameter; {parent!r} is {parent_dist.type!r}")  # type: ignore[attr-defined]
+            for value in values:
+                if value not in parent_dist.values:
+                    raise fail(field, f"{value!r} is not one of {parent}'s values {parent_dist.values}")
+    try:
+        evaluation_order(space)
+    except ValueError as exc:
+        raise fail("search_space", str(exc)) from None
+
+
+def evaluation_order(space: Mapping[str, _Distribution]) -> list[str]:
+    """Parameters in file order, each after the parameters its condition refers to."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(f"conditions form a cycle through {name!r}")
+        visiting.add(name)
+        for parent in space[name].condition_values():
+            visit(parent)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in space:
+        visit(name)
+    return order

@@ -1,0 +1,142 @@
+"""Experiment file → Spec. Every failure is one SpecError naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tunelab.errors import SpecError
+from tunelab.spec.checks import did_you_mean, validate_spec
+from tunelab.spec.distributions import DISTRIBUTION_TYPES, DISTRIBUTIONS_BY_TYPE
+from tunelab.spec.schema import Spec
+
+# An experiment file has tens of values. The bound stops alias bombs ("billion laughs"),
+# which safe_load builds cheaply as shared references but which explode when walked.
+MAX_VALUES = 10_000
+MAX_FILE_BYTES = 1_000_000
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(source, "", "no such file") from None
+    except OSError as exc:
+        raise SpecError(source, "", f"cannot read the file: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(source, "", f"file is {len(raw)} bytes; expected an experiment file under {MAX_FILE_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(source, "", "expected UTF-8 text") from None
+    return parse_spec(text, source)
+
+
+def parse_spec(text: str, source: str = "<experiment>", overrides: dict[str, Any] | None = None) -> Spec:
+    """Parse and validate YAML text; `overrides` maps dotted field paths to values."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(source, "", _yaml_problem(exc)) from None
+    if not isinstance(document, dict):
+        raise SpecError(source, "", f"expected a mapping of experiment settings at the top level, got {_kind(document)}")
+    _check_size(document, source)
+    for dotted, value in (overrides or {}).items():
+        _set_path(document, dotted, value)
+    try:
+        spec = Spec.model_validate(document)
+    except ValidationError as exc:
+        field, message = _first_problem(exc)
+        raise SpecError(source, field, message) from None
+    return validate_spec(spec, source)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+def _check_size(document: Any, source: str) -> None:
+    count, stack = 0, [document]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(source, "", f"more than {MAX_VALUES} values (YAML aliases expanding?); expected a small experiment file")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _set_path(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = document
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {} if child is None else child
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def _first_problem(exc: ValidationError) -> tuple[str, str]:
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = _clean_location(error["loc"])
+    field = ".".join(str(part) for part in loc)
+    kind, given = error["type"], error.get("input")
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    if kind == "extra_forbidden":
+        siblings = _known_fields(error["loc"][:-1])
+        return field, f"unknown key{did_you_mean(str(loc[-1]), siblings)}; expected one of {', '.join(siblings)}{more}"
+    if kind == "missing":
+        return field, f"required field is missing{more}"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag", given)
+        return f"{field}.type", f"unknown type {tag!r}{did_you_mean(str(tag), DISTRIBUTION_TYPES)}; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
+    if kind == "union_tag_not_found":
+        return f"{field}.type", f"required field is missing; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Input should be "):
+        if message.startswith(prefix):
+            message = ("expected " if prefix.startswith("Input") else "") + message[len(prefix):]
+    if kind != "value_error" and not isinstance(given, (dict, list)):
+        message += f", got {given!r}"
+    return field, message[0].lower() + message[1:] + more
+
+
+def _clean_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Pydantic puts the union tag into the location (search_space.lr.loguniform.low).
+    if len(loc) >= 3 and loc[0] == "search_space" and loc[2] in DISTRIBUTION_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _known_fields(parent: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at `parent` (a raw pydantic location), for "did you mean"."""
+    if len(parent) == 3 and parent[0] == "search_space" and parent[2] in DISTRIBUTIONS_BY_TYPE:
+        return list(DISTRIBUTIONS_BY_TYPE[parent[2]].model_fields)
+    model: Any = Spec
+    for part in parent:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _kind(value: Any) -> str:
+    return "an empty file" if value is None else f"a {type(value).__name__}"

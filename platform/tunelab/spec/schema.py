@@ -1,0 +1,106 @@
+"""The experiment file's structure. `checks.py` adds the rules that need the registries."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tunelab.metrics import Mode
+from tunelab.spec.distributions import Distribution
+from tunelab.spec.strict import ComponentModel, OptionsModel, StrictModel
+
+# A study name becomes a folder name: no separators, no leading dot, nothing like `../x`.
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def _name_shorthand(value: Any) -> Any:
+    """`scheduler: none` is short for `scheduler: {name: none}`."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class DatasetSpec(ComponentModel):
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leave_data_to_train_on(self) -> DatasetSpec:
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ValueError("validation_fraction + test_fraction must be below 0.9")
+        return self
+
+
+class ModelSpec(ComponentModel):
+    pass
+
+
+class SearcherSpec(ComponentModel):
+    name: str = "tpe"
+    seed: int | None = 0
+
+
+class SchedulerSpec(ComponentModel):
+    name: str = "asha"
+
+
+class Objective(StrictModel):
+    metric: str = "val_loss"
+    # Inferred from the metric when absent (losses are minimised, accuracies maximised).
+    mode: Mode | None = None
+
+
+class EarlyStopping(StrictModel):
+    # Stop a trial after `patience` epochs without an improvement larger than `min_delta`
+    # in `monitor` (the objective metric unless set). `patience: null` turns it off.
+    patience: int | None = Field(default=5, ge=1)
+    min_delta: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    monitor: str | None = None
+
+
+class TrainSpec(OptionsModel):
+    """Training loop settings; the extra keys are fixed training knobs (optimizer, ...)."""
+
+    max_epochs: int = Field(default=20, ge=1, le=100_000)
+    early_stopping: EarlyStopping = EarlyStopping()
+    seed: int = 0
+    checkpoint_every: int = Field(default=1, ge=1)
+
+
+class Budget(StrictModel):
+    # None: the searcher decides (a grid's size) or 20.
+    num_samples: int | None = Field(default=None, ge=1, le=1_000_000)
+    # None: as many as the machine's CPUs and GPUs allow.
+    max_concurrent: int | None = Field(default=None, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+
+
+class Resources(StrictModel):
+    cpu: float = Field(default=1, gt=0)
+    gpu: float = Field(default=0, ge=0)
+
+
+class Spec(StrictModel):
+    name: str = Field(pattern=STUDY_NAME_PATTERN)
+    description: str = ""
+    dataset: DatasetSpec
+    model: ModelSpec
+    search_space: dict[str, Distribution] = Field(min_length=1)
+    objective: Objective = Objective()
+    train: TrainSpec = TrainSpec()
+    searcher: SearcherSpec = SearcherSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+
+    _shorthand = field_validator("dataset", "model", "searcher", "scheduler", mode="before")(_name_shorthand)
+
+    @property
+    def objective_mode(self) -> Mode:
+        """Resolved by `checks.validate_spec`; always set on a loaded Spec."""
+        assert self.objective.mode is not None
+        return self.objective.mode
+
+    @property
+    def monitor_metric(self) -> str:
+        return self.train.early_stopping.monitor or self.objective.metric

@@ -1,0 +1,38 @@
+"""Write a Parquet file so that a reader sees the old file or the new one, never half."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(_arrow_safe(frame), preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            pq.write_table(table, sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of mixed Python types (a choice of 32 or 'full') become text, not an error."""
+    converted = {}
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            try:
+                pa.array(frame[column], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                converted[column] = frame[column].map(lambda v: None if v is None else str(v))
+    return frame.assign(**converted) if converted else frame

@@ -1,0 +1,51 @@
+"""Where each table of a study lives under the storage root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STUDY_TABLE = "study.parquet"
+TRIALS_TABLE = "trials.parquet"
+EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    root: Path  # <storage>/<study name>; Ray Tune's experiment state lives here too
+
+    @classmethod
+    def of(cls, storage: str | Path, study_name: str) -> StudyPaths:
+        return cls(Path(storage).expanduser().resolve() / study_name)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def study(self) -> Path:
+        return self.root / STUDY_TABLE
+
+    @property
+    def trials(self) -> Path:
+        return self.root / TRIALS_TABLE
+
+    @property
+    def epochs(self) -> Path:
+        return self.root / EPOCHS_FOLDER
+
+    def epoch_parts(self) -> list[Path]:
+        """Part files in write order (their names sort by sequence number)."""
+        if not self.epochs.is_dir():
+            return []
+        return sorted(self.epochs.glob("part-*.parquet"))
+
+    def exists(self) -> bool:
+        return self.study.exists()
+
+
+def list_study_names(storage: str | Path) -> list[str]:
+    root = Path(storage).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(child.name for child in root.iterdir() if (child / STUDY_TABLE).exists())

@@ -1,0 +1,119 @@
+"""Driver-side Ray Tune callback that feeds the results store while the study runs."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from tunelab.metrics import EPOCH_METRICS, TRIAL_END, ended_status
+from tunelab.store import StudyWriter
+
+# Rows reach disk at least this often, so a live dashboard lags by seconds, not minutes.
+FLUSH_EVERY_S = 2.0
+PARAM_PREFIX = "param_"
+FINAL_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class StoreCallback(Callback):
+    def __init__(self, writer: StudyWriter, objective: str, scheduler_name: str) -> None:
+        self.writer = writer
+        self.objective = objective
+        self.scheduler_name = scheduler_name
+        self._last_flush = time.monotonic()
+        # Ray's trial ids are random: number trials in the order they start (1, 2, ...),
+        # continuing after the trials the store already has.
+        self._numbers = {row["trial_id"]: int(row["trial_number"]) for row in writer.trials() if "trial_number" in row}
+
+    def trial_number(self, trial_id: str) -> int:
+        if trial_id not in self._numbers:
+            self._numbers[trial_id] = max(self._numbers.values(), default=0) + 1
+        return self._numbers[trial_id]
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        params = {PARAM_PREFIX + name: value for name, value in trial.config.items()}
+        self.writer.update_trial(
+            trial.trial_id, trial_number=self.trial_number(trial.trial_id), status="running", started_at=now(), **params
+        )
+        self._flush_if_due()
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        row = {"trial_id": trial.trial_id, "epoch": epoch}
+        row.update({name: _number(result.get(name)) for name in EPOCH_METRICS})
+        row["time_total_s"] = _number(result.get("time_total_s"))
+        self.writer.add_epoch(row)
+        self.writer.update_trial(
+            trial.trial_id,
+            epochs=epoch,
+            objective=_number(result.get("best_objective")),
+            best_epoch=int(result.get("best_epoch", 0)),
+            **{f"final_{name}": _number(result.get(name)) for name in FINAL_METRICS},
+        )
+        self._flush_if_due()
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        last = trial.last_result or {}
+        end = last.get(TRIAL_END)
+        stop_epoch = int(last.get("epoch", last.get("training_iteration", 0)))
+        reasons = {
+            "completed": "reached max_epochs",
+            "early_stopped_patience": f"no improvement in {last.get('epoch', 0) - last.get('best_epoch', 0)} epochs (best epoch {last.get('best_epoch')})",
+            "diverged": "loss became NaN or infinite",
+            None: f"stopped by the {self.scheduler_name} scheduler at epoch {stop_epoch}",
+        }
+        self._finish(trial, status=ended_status(last), stop_epoch=stop_epoch, stop_reason=reasons.get(end, end))
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        last = trial.last_result or {}
+        self._finish(
+            trial,
+            status="errored",
+            stop_epoch=int(last.get("epoch", 0)),
+            stop_reason="the trial raised an exception",
+            error=_error_message(trial),
+        )
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        for record in self.writer.trials():
+            if record.get("status") == "running":
+                self.writer.update_trial(record["trial_id"], status="interrupted", stop_reason="the study ended first")
+        self.writer.flush()
+        self.writer.compact_epochs()
+
+    def _finish(self, trial: Trial, **fields: Any) -> None:
+        finished = now()
+        started = self.writer.trial(trial.trial_id).get("started_at", finished)
+        self.writer.update_trial(
+            trial.trial_id, finished_at=finished, duration_s=(finished - started).total_seconds(), **fields
+        )
+        self.writer.flush()
+        self._last_flush = time.monotonic()
+
+    def _flush_if_due(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.writer.flush()
+            self._last_flush = time.monotonic()
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _error_message(trial: Trial) -> str:
+    """The last line of the trial's traceback: the exception and its message."""
+    error_file = trial.error_file
+    if error_file and Path(error_file).exists():
+        lines = [line for line in Path(error_file).read_text(errors="replace").splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()[:500]
+    return "unknown error (no error file)"

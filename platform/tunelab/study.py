@@ -1,0 +1,219 @@
+"""Run a study: Spec → data → Ray Tune (OptunaSearch + scheduler) → results store."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from tunelab.datasets import Splits, load_splits
+from tunelab.errors import BadInputError
+from tunelab.search.schedulers import SCHEDULERS
+from tunelab.search.searchers import SEARCHERS
+from tunelab.spec import Spec, resolved_options
+from tunelab.store import StudyPaths, StudyWriter
+from tunelab.store_callback import now
+from tunelab.training.plan import StudySetup
+
+DEFAULT_STORAGE = "tunelab-results"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    paths: StudyPaths
+    trials: list[dict[str, Any]]
+    seconds: float
+    ray_start_seconds: float
+
+
+def check_storage(storage: Path, study_name: str) -> StudyPaths:
+    """Refuse, before anything is written, a study that exists or storage we cannot write."""
+    paths = StudyPaths.of(storage, study_name)
+    if paths.root.exists():
+        raise BadInputError(
+            f"study {study_name!r} already exists in {paths.root.parent}; choose another name with --name, "
+            "or remove that folder to start over"
+        )
+    existing = paths.root.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(f"storage {storage}: {existing} is not a writable folder")
+    return paths
+
+
+def study_setup(spec: Spec) -> StudySetup:
+    early = spec.train.early_stopping
+    objective_modes = {spec.objective.metric: spec.objective_mode}
+    monitor_mode = objective_modes.get(spec.monitor_metric) or ("max" if spec.monitor_metric.endswith("acc") else "min")
+    return StudySetup(
+        model_name=spec.model.name,
+        fixed_model_params=spec.model.options(),
+        fixed_knobs=spec.train.options(),
+        max_epochs=spec.train.max_epochs,
+        objective=spec.objective.metric,
+        objective_mode=spec.objective_mode,
+        patience=early.patience,
+        min_delta=early.min_delta,
+        monitor=spec.monitor_metric,
+        monitor_mode=monitor_mode,
+        seed=spec.train.seed,
+        checkpoint_every=spec.train.checkpoint_every,
+        cpus_per_trial=spec.resources.cpu,
+        gpus_per_trial=spec.resources.gpu,
+    )
+
+
+def load_study_data(spec: Spec) -> Splits:
+    return load_splits(
+        spec.dataset.name,
+        spec.dataset.options(),
+        validation_fraction=spec.dataset.validation_fraction,
+        test_fraction=spec.dataset.test_fraction,
+        seed=spec.dataset.seed,
+    )
+
+
+def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) -> StudyOutcome:
+    started = time.monotonic()
+    paths = check_storage(storage, spec.name)
+    data = load_study_data(spec)
+
+    ray_started = time.monotonic()
+    start_ray()
+    ray_start_seconds = time.monotonic() - ray_started
+
+    from ray import tune
+
+    from tunelab.progress import ProgressCallback
+    from tunelab.search.optuna_search import DefineByRun, StudySearch
+    from tunelab.store_callback import StoreCallback
+    from tunelab.training.trainable import tune_trainable
+
+    searcher = SEARCHERS[spec.searcher.name]
+    scheduler = SCHEDULERS[spec.scheduler.name]
+    searcher_options = resolved_options(spec.searcher, searcher.options)
+    scheduler_options = resolved_options(spec.scheduler, scheduler.options)
+    num_samples = spec.budget.num_samples or 1
+    max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
+    metric, mode = spec.objective.metric, spec.objective_mode
+
+    writer = StudyWriter(paths)
+    writer.update_study(
+        name=spec.name,
+        description=spec.description,
+        spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
+        dataset=spec.dataset.name,
+        model=spec.model.name,
+        objective_metric=metric,
+        objective_mode=mode,
+        searcher=searcher.name,
+        scheduler=scheduler.name,
+        rung_epochs=scheduler.rung_epochs(spec.train.max_epochs, scheduler_options),
+        max_epochs=spec.train.max_epochs,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        status="running",
+        started_at=now(),
+        finished_at=None,
+    )
+    echo(
+        f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
+        f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
+    )
+
+    store = StoreCallback(writer, objective=metric, scheduler_name=scheduler.name)
+    search = StudySearch(
+        space=DefineByRun(spec.search_space),
+        metric=metric,
+        mode=mode,
+        sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options),
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec)),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            search_alg=search,
+            scheduler=scheduler.build(spec.train.max_epochs, scheduler_options),
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            time_budget_s=spec.budget.time_budget_s,
+            reuse_actors=True,
+            trial_dirname_creator=trial_folder_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(paths.root.parent),
+            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store.trial_number)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=0,
+        ),
+    )
+    status = "failed"
+    try:
+        tuner.fit()
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        writer.flush()
+        writer.update_study(status=status, finished_at=now())
+    return StudyOutcome(paths, writer.trials(), time.monotonic() - started, ray_start_seconds)
+
+
+def trial_folder_name(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def start_ray() -> None:
+    """Embedded Ray for local mode: loopback only, no Ray dashboard, quiet logs."""
+    import logging
+
+    # Trials use absolute paths, but user code may not: keep the working directory.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # Ray's CSV/JSON/TensorBoard loggers duplicate our store and cost time per result.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    import ray
+
+    quiet_ray_logs()
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS") or "local",
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
+
+
+def quiet_ray_logs() -> None:
+    """Silence driver-side messages that are expected in our set-up, not problems."""
+    import logging
+
+    # Forced experiment-state snapshots follow from keeping one checkpoint per trial.
+    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.ERROR)
+    # Ray's result loggers are off on purpose (our store replaces them), so its analysis
+    # object finds no result.json to read.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def concurrent_trial_slots(spec: Spec) -> int:
+    import ray
+
+    resources = ray.available_resources()
+    slots = int(resources.get("CPU", 1) // spec.resources.cpu)
+    if spec.resources.gpu > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // spec.resources.gpu))
+    return max(1, slots)

@@ -1,0 +1,49 @@
+"""Ranking and tabulating a study's trials. Plain pandas: used by the CLI and the dashboard."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from tunelab.store_callback import PARAM_PREFIX
+
+SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch", "final_test_acc", "final_test_loss"]
+
+
+def rank_trials(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Trials best first by their best objective value; trials without one go last."""
+    if trials.empty or "objective" not in trials:
+        return trials
+    finite = trials["objective"].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))
+    ranked = trials[finite].sort_values("objective", ascending=(mode == "min"), kind="stable")
+    return pd.concat([ranked, trials[~finite]], ignore_index=True)
+
+
+def param_columns(trials: pd.DataFrame) -> list[str]:
+    return [column for column in trials.columns if column.startswith(PARAM_PREFIX)]
+
+
+def summary_table(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd.DataFrame:
+    """The columns a person reads: rank order, how each trial ended, its parameters."""
+    ranked = rank_trials(trials, mode)
+    if top is not None:
+        ranked = ranked.head(top)
+    columns = [c for c in SUMMARY_COLUMNS if c in ranked] + param_columns(ranked)
+    table = ranked[columns].rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
+    return table.rename(columns={"trial_number": "trial", "final_test_acc": "test_acc", "final_test_loss": "test_loss"})
+
+
+def status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    if trials.empty or "status" not in trials:
+        return {}
+    return {str(k): int(v) for k, v in trials["status"].value_counts().items()}
+
+
+def format_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

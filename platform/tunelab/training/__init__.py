@@ -1,0 +1,1 @@
+"""Plain PyTorch training of one trial, and its thin Ray Tune adapter."""

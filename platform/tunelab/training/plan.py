@@ -1,0 +1,69 @@
+"""What one trial trains: the study's fixed settings merged with the sampled config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from tunelab_models import get_model, resolve_params
+
+from tunelab.metrics import Mode
+from tunelab.training.knobs import TRAINING_KNOBS
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    model_name: str
+    model_params: dict[str, Any]
+    knobs: dict[str, Any]  # optimizer, learning_rate, batch_size, ... (resolved)
+    max_epochs: int
+    objective: str
+    objective_mode: Mode
+    patience: int | None
+    min_delta: float
+    monitor: str
+    monitor_mode: Mode
+    seed: int
+    checkpoint_every: int = 1
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class StudySetup:
+    """The fixed half of every trial's plan, shipped once to the trial actors."""
+
+    model_name: str
+    fixed_model_params: dict[str, Any]
+    fixed_knobs: dict[str, Any]
+    max_epochs: int
+    objective: str
+    objective_mode: Mode
+    patience: int | None
+    min_delta: float
+    monitor: str
+    monitor_mode: Mode
+    seed: int
+    checkpoint_every: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def plan_for(self, config: Mapping[str, Any], device: str = "cpu") -> TrialPlan:
+        model_param_names = {p.name for p in get_model(self.model_name).hyperparameters}
+        model_params = {**self.fixed_model_params, **{k: v for k, v in config.items() if k in model_param_names}}
+        knob_values = {**self.fixed_knobs, **{k: v for k, v in config.items() if k not in model_param_names}}
+        return TrialPlan(
+            model_name=self.model_name,
+            model_params=model_params,
+            knobs=resolve_params(TRAINING_KNOBS, knob_values),
+            max_epochs=self.max_epochs,
+            objective=self.objective,
+            objective_mode=self.objective_mode,
+            patience=self.patience,
+            min_delta=self.min_delta,
+            monitor=self.monitor,
+            monitor_mode=self.monitor_mode,
+            seed=self.seed,
+            checkpoint_every=self.checkpoint_every,
+            device=device,
+        )
