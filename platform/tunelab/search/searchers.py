@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar, Mapping
 
 import optuna
@@ -33,14 +34,11 @@ class TPESearcher(Searcher):
     def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
         # group=True lets multivariate TPE model conditional parameters (momentum only with
         # SGD) as separate subspaces instead of falling back to independent sampling.
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=options["n_startup_trials"],
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-            warn_independent_sampling=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=options["n_startup_trials"], multivariate=True, group=True, constant_liar=True
+            )
 
 
 class RandomSearcher(Searcher):

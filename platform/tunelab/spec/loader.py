@@ -108,6 +108,8 @@ def _first_problem(exc: ValidationError) -> tuple[str, str]:
     if kind == "union_tag_not_found":
         return f"{field}.type", f"required field is missing; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
     message = error["msg"]
+    if message.startswith("Input should be a valid"):
+        message = message.split(",")[0]  # drop pydantic's "unable to parse string as ..."
     for prefix in ("Value error, ", "Input should be "):
         if message.startswith(prefix):
             message = ("expected " if prefix.startswith("Input") else "") + message[len(prefix):]

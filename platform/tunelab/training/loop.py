@@ -87,6 +87,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         objective.restore(resume["objective"])
         patience.restore(resume["patience"])
         shuffle.set_state(resume["shuffle_rng"])
+        torch.set_rng_state(resume["torch_rng"])  # dropout masks continue where they were
         first_epoch = int(resume["epoch"]) + 1
 
     n_train = train_x.shape[0]
@@ -165,6 +166,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 "objective": objective.state(),
                 "patience": patience.state(),
                 "shuffle_rng": shuffle.get_state(),
+                "torch_rng": torch.get_rng_state(),
             }
         on_epoch(metrics, state)
         if end:

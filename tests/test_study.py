@@ -1,0 +1,154 @@
+"""Real studies: Ray Tune + Optuna + PyTorch, results in Parquet, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import small_study
+from tunelab.spec import parse_spec
+from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
+from tunelab.study import run_study
+
+pytestmark = pytest.mark.ray
+
+
+@dataclass(frozen=True)
+class FinishedStudy:
+    paths: StudyPaths
+    output: str
+    returncode: int
+
+
+def tunelab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_study(tmp_path_factory: pytest.TempPathFactory) -> FinishedStudy:
+    """The small study (8 trials, TPE + ASHA) run once through `tunelab run`."""
+    folder = tmp_path_factory.mktemp("cli-study")
+    (folder / "small.yaml").write_text(yaml.safe_dump(small_study()))
+    done = tunelab("run", "small.yaml", "--storage", "store", cwd=folder)
+    return FinishedStudy(StudyPaths.of(folder / "store", "small"), done.stdout + done.stderr, done.returncode)
+
+
+def test_cli_run_exits_0_and_prints_best_trial_and_results_path(cli_study: FinishedStudy) -> None:
+    assert cli_study.returncode == 0, cli_study.output
+    assert "best trial: " in cli_study.output
+    assert f"results: {cli_study.paths.root}" in cli_study.output
+    assert "8/8 done" in cli_study.output
+    assert "Traceback" not in cli_study.output
+
+
+def test_all_three_tables_are_written_with_consistent_row_counts(cli_study: FinishedStudy) -> None:
+    study = read_study(cli_study.paths)
+    trials = read_trials(cli_study.paths)
+    epochs = read_epochs(cli_study.paths)
+
+    assert study["status"] == "completed" and study["num_samples"] == 8
+    assert len(trials) == 8 and trials["trial_id"].is_unique
+    assert sorted(trials["trial_number"]) == list(range(1, 9))
+    assert set(epochs["trial_id"]) == set(trials["trial_id"])
+    per_trial = epochs.groupby("trial_id")["epoch"].agg(["count", "max"])
+    for trial in trials.itertuples():
+        assert per_trial.loc[trial.trial_id, "count"] == trial.epochs == trial.stop_epoch
+        assert per_trial.loc[trial.trial_id, "max"] == trial.epochs
+    assert epochs[["train_loss", "val_loss", "train_acc", "val_acc", "lr", "epoch_seconds"]].notna().all().all()
+
+
+def test_asha_stops_some_trials_at_its_rungs(cli_study: FinishedStudy) -> None:
+    study = read_study(cli_study.paths)
+    trials = read_trials(cli_study.paths)
+    stopped = trials[trials["status"] == "stopped_early"]
+    assert len(stopped) >= 1
+    assert set(stopped["stop_epoch"]) <= set(study["rung_epochs"])
+    assert all("asha" in reason for reason in stopped["stop_reason"])
+    assert set(trials["status"]) <= {"completed", "stopped_early", "early_stopped_patience", "diverged"}
+    finished = trials[trials["status"].isin(["completed", "early_stopped_patience"])]
+    assert len(finished) >= 1 and finished["final_test_acc"].between(0, 1).all()
+
+
+def test_momentum_is_only_sampled_for_sgd(cli_study: FinishedStudy) -> None:
+    trials = read_trials(cli_study.paths)
+    sgd = trials["param_optimizer"] == "sgd"
+    assert sgd.any() and (~sgd).any(), "the 8 trials should try both optimizers"
+    assert trials.loc[sgd, "param_momentum"].notna().all()
+    assert trials.loc[~sgd, "param_momentum"].isna().all()
+
+
+def test_best_trial_is_the_best_objective(cli_study: FinishedStudy) -> None:
+    trials = read_trials(cli_study.paths)
+    epochs = read_epochs(cli_study.paths)
+    best_per_trial = epochs.groupby("trial_id")["val_loss"].min()
+    assert trials.set_index("trial_id")["objective"].to_dict() == pytest.approx(best_per_trial.to_dict())
+    best = trials.loc[trials["objective"].idxmin()]
+    assert f"best trial: {best['trial_number']} with val_loss {best['objective']:.4g}" in cli_study.output
+
+
+def test_results_command_lists_trials_best_first(cli_study: FinishedStudy) -> None:
+    storage = str(cli_study.paths.root.parent)
+    as_json = tunelab("results", "small", "--storage", storage, "--format", "json", "--top", "3", cwd=cli_study.paths.root)
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 3
+    assert [r["objective"] for r in rows] == sorted(r["objective"] for r in rows)
+    assert {"trial", "status", "learning_rate", "optimizer"} <= set(rows[0])
+
+    as_csv = tunelab("results", "small", "--storage", storage, "--format", "csv", cwd=cli_study.paths.root)
+    assert as_csv.returncode == 0
+    assert len(as_csv.stdout.strip().splitlines()) == 1 + 8
+
+
+def test_exploding_learning_rate_is_diverged_and_the_study_completes(ray_runtime: None, tmp_path: Path) -> None:
+    document = small_study(
+        name="explode",
+        searcher={"name": "grid"},
+        scheduler={"name": "none"},
+        train={"max_epochs": 4, "optimizer": "sgd", "momentum": 0.9},
+        budget={"num_samples": 2},
+    )
+    document["search_space"] = {"learning_rate": {"type": "choice", "values": [0.05, 900.0]}}
+    del document["searcher"]["n_startup_trials"], document["scheduler"]["grace_period"], document["scheduler"]["reduction_factor"]
+    spec = parse_spec(yaml.safe_dump(document), "explode.yaml")
+    lines: list[str] = []
+    outcome = run_study(spec, tmp_path, echo=lines.append)
+
+    trials = read_trials(outcome.paths).set_index("param_learning_rate")
+    assert trials.loc[900.0, "status"] == "diverged"
+    assert trials.loc[900.0, "stop_reason"] == "loss became NaN or infinite"
+    assert trials.loc[0.05, "status"] in ("completed", "early_stopped_patience")
+    assert math.isfinite(trials.loc[0.05, "objective"])
+    assert read_study(outcome.paths)["status"] == "completed"
+    assert any("1 diverged" in line for line in lines)
+    epochs = read_epochs(outcome.paths)
+    assert not epochs.drop(columns=["trial_id"]).isna().any().any(), "no NaN reaches the store"
+
+
+def test_trials_table_is_readable_while_the_study_runs(ray_runtime: None, tmp_path: Path) -> None:
+    """The store callback flushes during the run: a reader sees trials before the end."""
+    spec = parse_spec(yaml.safe_dump(small_study(name="live", budget={"num_samples": 4})), "live.yaml")
+    paths = StudyPaths.of(tmp_path, "live")
+    seen_while_running: list[int] = []
+
+    def watch(line: str) -> None:
+        if "done" in line and paths.trials.exists():
+            status = read_study(paths)["status"]
+            if status == "running":
+                seen_while_running.append(len(read_trials(paths)))
+
+    run_study(spec, tmp_path, echo=watch)
+    assert seen_while_running and max(seen_while_running) >= 1
+    assert isinstance(read_trials(paths), pd.DataFrame)
