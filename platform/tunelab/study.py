@@ -184,6 +184,8 @@ def start_ray() -> None:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # Ray's CSV/JSON/TensorBoard loggers duplicate our store and cost time per result.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Ray's new console output prints its own tables even at verbose=0; ours replace them.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
     quiet_ray_logs()
@@ -202,6 +204,11 @@ def quiet_ray_logs() -> None:
     """Silence driver-side messages that are expected in our set-up, not problems."""
     import logging
 
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Token auth stays on (Ray's secure default); the notice about it is not news locally.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # Forced experiment-state snapshots follow from keeping one checkpoint per trial.
     logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.ERROR)
     # Ray's result loggers are off on purpose (our store replaces them), so its analysis

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:
+#   make quickstart   set everything up, then run the quickstart study
+#   make test         set everything up, then run the test suite (what CI runs)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of PyTorch. A bare `torch` requirement would pull a multi-GB CUDA build;
+# on a GPU machine use e.g. `make setup TORCH=torch==2.13.0` with the CUDA index configured.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.tunelab-installed
+
+.PHONY: setup quickstart test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+quickstart: setup
+	$(BIN)/tunelab run search_spaces/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S)
+
+# pytest exits 5 when it collects no test: a broken collection, so a failure, said plainly.
+test: setup
+	@$(BIN)/python -m pytest -q --durations=10; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) tunelab-results
