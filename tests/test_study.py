@@ -152,3 +152,45 @@ def test_trials_table_is_readable_while_the_study_runs(ray_runtime: None, tmp_pa
     run_study(spec, tmp_path, echo=watch)
     assert seen_while_running and max(seen_while_running) >= 1
     assert isinstance(read_trials(paths), pd.DataFrame)
+
+
+def test_command_line_overrides_name_budget_concurrency_and_seed(
+    ray_runtime: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tunelab.cli import main
+
+    spec_file = tmp_path / "small.yaml"
+    spec_file.write_text(yaml.safe_dump(small_study()))
+    storage = tmp_path / "store"
+    main(["run", str(spec_file), "--storage", str(storage), "--name", "renamed",
+          "--num-samples", "3", "--max-concurrent", "1", "--seed", "7"])
+    out = capsys.readouterr().out
+
+    paths = StudyPaths.of(storage, "renamed")
+    study = read_study(paths)
+    assert (study["name"], study["num_samples"], study["max_concurrent"]) == ("renamed", 3, 1)
+    spec = yaml.safe_load(study["spec_yaml"])
+    assert spec["searcher"]["seed"] == 7 and spec["budget"]["num_samples"] == 3
+    assert len(read_trials(paths)) == 3
+    assert "3/3 done" in out
+    assert not (storage / "small").exists()
+
+
+def test_time_budget_ends_the_study_and_marks_unfinished_trials(ray_runtime: None, tmp_path: Path) -> None:
+    document = small_study(
+        name="budget",
+        train={"max_epochs": 400, "early_stopping": {"patience": None}},
+        scheduler={"name": "none"},
+        budget={"num_samples": 50, "max_concurrent": 2, "time_budget_s": 10},
+    )
+    del document["scheduler"]["grace_period"], document["scheduler"]["reduction_factor"]
+    outcome = run_study(parse_spec(yaml.safe_dump(document), "budget.yaml"), tmp_path, echo=lambda line: None)
+
+    trials = read_trials(outcome.paths)
+    assert 1 <= len(trials) < 50
+    assert set(trials["status"]) == {"interrupted"}, "400 epochs cannot finish in 10 s"
+    assert (trials["stop_epoch"] == trials["epochs"]).all() and trials["epochs"].max() >= 1
+    epochs = read_epochs(outcome.paths)
+    assert epochs.groupby("trial_id")["epoch"].max().to_dict() == trials.set_index("trial_id")["epochs"].to_dict()
+    assert read_study(outcome.paths)["status"] == "completed"
+    assert outcome.seconds < 60

@@ -86,7 +86,12 @@ class StoreCallback(Callback):
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         for record in self.writer.trials():
             if record.get("status") == "running":
-                self.writer.update_trial(record["trial_id"], status="interrupted", stop_reason="the study ended first")
+                self.writer.update_trial(
+                    record["trial_id"],
+                    status="interrupted",
+                    stop_epoch=int(record.get("epochs", 0) or 0),
+                    stop_reason="still running when the study ended (time budget or interrupt)",
+                )
         self.writer.flush()
         self.writer.compact_epochs()
 
