@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -61,6 +62,9 @@ def ray_runtime() -> Iterator[None]:
 
     from tunelab.study import start_ray
 
+    # Trial processes import test models by path (`study_models:FragileMLP`).
+    tests_dir = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
     started_here = not ray.is_initialized()
     start_ray()
     yield

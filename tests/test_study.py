@@ -194,3 +194,19 @@ def test_time_budget_ends_the_study_and_marks_unfinished_trials(ray_runtime: Non
     assert epochs.groupby("trial_id")["epoch"].max().to_dict() == trials.set_index("trial_id")["epochs"].to_dict()
     assert read_study(outcome.paths)["status"] == "completed"
     assert outcome.seconds < 60
+
+
+def test_a_trial_that_raises_is_errored_with_its_message_and_the_study_goes_on(ray_runtime: None, tmp_path: Path) -> None:
+    document = small_study(name="errors")
+    document["model"] = {"name": "study_models:FragileMLP"}
+    document["search_space"] = {"width": {"type": "choice", "values": [8, 13, 21]}}
+    document["searcher"] = {"name": "grid"}
+    document["scheduler"] = "none"
+    document["budget"] = {"num_samples": 3, "max_concurrent": 2}
+    outcome = run_study(parse_spec(yaml.safe_dump(document), "errors.yaml"), tmp_path, echo=lambda line: None)
+
+    trials = read_trials(outcome.paths).set_index("param_width")
+    assert trials.loc[13, "status"] == "errored"
+    assert "RuntimeError: width 13 is unlucky" in trials.loc[13, "error"]
+    assert {trials.loc[8, "status"], trials.loc[21, "status"]} <= {"completed", "early_stopped_patience"}
+    assert read_study(outcome.paths)["status"] == "completed"

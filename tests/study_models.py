@@ -1,0 +1,27 @@
+"""Models named by import path in test studies (`study_models:FragileMLP`)."""
+
+from __future__ import annotations
+
+import torch
+
+from tunelab_models import DataSignature, Param, TunableModel
+
+
+class FragileMLP(TunableModel):
+    """A one-hidden-layer MLP whose forward pass raises for one width: an errored trial."""
+
+    name = "fragile_mlp"
+    hyperparameters = (Param("width", int, 16, "hidden units", low=1, high=1024),)
+
+    def __init__(self, signature: DataSignature, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.layers = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(signature.num_features, width), torch.nn.ReLU(),
+            torch.nn.Linear(width, signature.num_outputs),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.width == 13:
+            raise RuntimeError("width 13 is unlucky")
+        return self.layers(x)
