@@ -7,6 +7,7 @@ from tunelab_models.registry import (
     build_model,
     get_model,
     model_names,
+    model_signature,
     register_model,
     resolve_model_params,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "build_model",
     "get_model",
     "model_names",
+    "model_signature",
     "register_model",
     "resolve_model_params",
     "resolve_params",

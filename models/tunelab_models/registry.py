@@ -18,6 +18,14 @@ class TunableModel(nn.Module):
     name: ClassVar[str]
     hyperparameters: ClassVar[tuple[Param, ...]]
     tasks: ClassVar[frozenset[Task]] = frozenset({"classification", "regression"})
+    # True for models that learn to reproduce their input (autoencoders): the trainer then
+    # uses the inputs as targets, whatever labels the data set has.
+    learns_inputs: ClassVar[bool] = False
+
+    @classmethod
+    def unsupported_reason(cls, input_shape: tuple[int, ...]) -> str | None:
+        """Why this model cannot take inputs of this per-sample shape, or None if it can."""
+        return None
 
 
 class UnknownModelError(ValueError):
@@ -71,8 +79,19 @@ def resolve_model_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]
     return resolve_params(get_model(name).hyperparameters, params)
 
 
+def model_signature(name: str, input_shape: tuple[int, ...], task: Task, num_outputs: int) -> DataSignature:
+    """The signature a model is built with: an autoencoder predicts its inputs."""
+    cls = get_model(name)
+    if getattr(cls, "learns_inputs", False):
+        return DataSignature(input_shape, "reconstruction", DataSignature(input_shape, task, num_outputs).num_features)
+    return DataSignature(input_shape, task, num_outputs)
+
+
 def build_model(name: str, params: Mapping[str, Any], signature: DataSignature) -> nn.Module:
     cls = get_model(name)
     if signature.task not in cls.tasks:
         raise UnknownModelError(f"model {name!r} does not support {signature.task} data")
+    reason = cls.unsupported_reason(signature.input_shape) if hasattr(cls, "unsupported_reason") else None
+    if reason:
+        raise UnknownModelError(f"model {name!r} cannot take inputs of shape {signature.input_shape}: {reason}")
     return cls(signature, **resolve_params(cls.hyperparameters, params))
