@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tunelab.datasets import GeneratedData, Splits, dataset_names, get_dataset, load_splits
+from tunelab.datasets import GeneratedData, Splits, dataset_names, get_dataset, load_splits, resolve_dataset_params
 from tunelab.datasets.base import make_splits
 from tunelab.errors import BadInputError
 from tunelab_models.params import Param
@@ -20,6 +20,7 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "moons": {"n_samples": 300},
     "classification": {"n_samples": 300, "n_features": 8, "n_informative": 4},
     "regression": {"n_samples": 300},
+    "adding": {"n_samples": 300, "sequence_length": 12},
 }
 EXPECTED_INPUT_SHAPES = {
     "digits": (1, 8, 8),
@@ -27,6 +28,7 @@ EXPECTED_INPUT_SHAPES = {
     "moons": (2,),
     "classification": (8,),
     "regression": (1,),
+    "adding": (2, 12),
 }
 
 
@@ -302,3 +304,31 @@ def test_too_few_rows_per_class_for_a_stratified_split_is_a_bad_input_error() ->
     params = {"n_samples": 20, "n_classes": 8, "n_informative": 4, "n_clusters_per_class": 1}
     with pytest.raises(BadInputError, match="cannot be split with every class in each part"):
         load_splits("classification", params, 0.1, 0.1, 0)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
+def test_declared_input_shape_matches_the_loaded_arrays(name: str) -> None:
+    declared = get_dataset(name).input_shape(resolve_dataset_params(name, SMALL_PARAMS[name]))
+    assert declared == load_small(name).input_shape == EXPECTED_INPUT_SHAPES[name]
+
+
+def test_adding_problem_target_is_the_sum_of_the_two_marked_values() -> None:
+    data = load_small("adding")
+    values, markers = data.train_x[:, 0, :], data.train_x[:, 1, :]
+    assert (markers.sum(axis=1) == 2).all() and set(np.unique(markers)) == {0.0, 1.0}
+    assert ((0 <= values) & (values <= 1)).all(), "inputs are not standardised"
+    np.testing.assert_allclose((values * markers).sum(axis=1), data.train_y[:, 0], rtol=1e-6)
+    # One marker in each half of the sequence: the memory span is long by construction.
+    half = data.input_shape[1] // 2
+    assert (markers[:, :half].sum(axis=1) == 1).all()
+
+
+def test_max_train_samples_keeps_a_seeded_subset_of_training_rows_only() -> None:
+    full = load_splits("digits", {}, 0.2, 0.2, seed=3)
+    capped = load_splits("digits", {}, 0.2, 0.2, seed=3, max_train_samples=100)
+    again = load_splits("digits", {}, 0.2, 0.2, seed=3, max_train_samples=100)
+    assert capped.sizes() == {"train": 100, "validation": full.sizes()["validation"], "test": full.sizes()["test"]}
+    np.testing.assert_array_equal(capped.train_y, again.train_y)
+    np.testing.assert_array_equal(capped.test_y, full.test_y)
+    # Standardisation follows the rows actually trained on.
+    np.testing.assert_allclose(capped.train_x.reshape(100, -1).mean(axis=0), 0, atol=1e-5)

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import torch
 
+from tunelab_models import resolve_params
+
 from tunelab.datasets import Splits, load_splits
+from tunelab.training.knobs import TRAINING_KNOBS
 from tunelab.training.loop import train_trial
 from tunelab.training.plan import TrialPlan
 
@@ -22,8 +25,8 @@ def digits() -> Splits:
 
 
 def plan(**changes: Any) -> TrialPlan:
-    knobs = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "momentum": 0.9, "weight_decay": 0.0}
-    knobs.update(changes.pop("knobs", {}))
+    given = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "momentum": 0.9}
+    knobs = resolve_params(TRAINING_KNOBS, {**given, **changes.pop("knobs", {})})
     base = TrialPlan(
         model_name="mlp",
         model_params={"depth": 2, "width": 32, "dropout": 0.1},
@@ -118,3 +121,113 @@ def test_full_batch_and_stochastic_extremes_train(digits: Splits) -> None:
     small = Splits(**{**digits.__dict__, "train_x": digits.train_x[:64], "train_y": digits.train_y[:64]})
     single = [m for m, _ in run(plan(max_epochs=1, knobs={"batch_size": 1, "learning_rate": 0.01, "momentum": 0.0}), small)]
     assert math.isfinite(single[-1]["val_loss"])
+
+
+# ---- training knobs -------------------------------------------------------------------
+
+def lrs(reports: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[float]:
+    return [m["lr"] for m, _ in reports]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_every_optimizer_learns_digits(optimizer: str, digits: Splits) -> None:
+    rates = {"sgd": 0.05, "adam": 0.003, "adamw": 0.003, "rmsprop": 0.001, "adagrad": 0.05}
+    metrics = [m for m, _ in run(plan(max_epochs=3, knobs={"optimizer": optimizer, "learning_rate": rates[optimizer]}), digits)]
+    assert metrics[-1]["val_loss"] < 0.7 * metrics[0]["val_loss"] or metrics[-1]["val_acc"] > 0.9
+
+
+def test_step_schedule_decays_every_step_size_epochs(digits: Splits) -> None:
+    reports = run(plan(max_epochs=5, knobs={"lr_schedule": "step", "lr_step_size": 2, "lr_gamma": 0.5}), digits)
+    assert lrs(reports) == pytest.approx([0.05, 0.05, 0.025, 0.025, 0.0125])
+
+
+def test_cosine_schedule_decays_towards_zero(digits: Splits) -> None:
+    rates = lrs(run(plan(max_epochs=6, knobs={"lr_schedule": "cosine"}), digits))
+    assert rates[0] == pytest.approx(0.05)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] < 0.1 * rates[0]
+
+
+def test_onecycle_warms_up_then_anneals(digits: Splits) -> None:
+    rates = lrs(run(plan(max_epochs=8, knobs={"lr_schedule": "onecycle"}), digits))
+    peak = rates.index(max(rates))
+    assert 0 < peak < 7 and rates[0] < rates[peak] and rates[-1] < rates[peak]
+    assert max(rates) <= 0.05 + 1e-9
+
+
+def test_resume_restores_the_learning_rate_schedule(digits: Splits, tmp_path: Path) -> None:
+    trial = plan(max_epochs=5, knobs={"lr_schedule": "onecycle"})
+    uninterrupted = run(trial, digits)
+    torch.save(uninterrupted[2][1], tmp_path / "state.pt")
+    resumed = run(trial, digits, resume=torch.load(tmp_path / "state.pt", weights_only=True))
+    assert lrs(resumed) == pytest.approx(lrs(uninterrupted)[3:])
+
+
+def weight_l1(reports: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> float:
+    state = reports[-1][1]
+    assert state is not None
+    return sum(t.abs().sum().item() for name, t in state["model"].items() if name.endswith("weight") and t.dim() > 1)
+
+
+def near_zero_share(reports: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> float:
+    state = reports[-1][1]
+    assert state is not None
+    weights = torch.cat([t.flatten() for name, t in state["model"].items() if t.dim() > 1])
+    return (weights.abs() < 1e-2).float().mean().item()
+
+
+def test_l1_penalty_shrinks_the_weights_and_makes_them_sparse(digits: Splits) -> None:
+    plain = run(plan(max_epochs=3), digits)
+    penalised = run(plan(max_epochs=3, knobs={"l1": 5e-3}), digits)
+    assert weight_l1(penalised) < 0.7 * weight_l1(plain)
+    assert near_zero_share(penalised) > 1.5 * near_zero_share(plain)
+
+
+def test_weight_decay_shrinks_the_weights(digits: Splits) -> None:
+    plain = weight_l1(run(plan(max_epochs=3), digits))
+    decayed = weight_l1(run(plan(max_epochs=3, knobs={"weight_decay": 0.05}), digits))
+    assert decayed < 0.9 * plain
+
+
+def test_gradient_clipping_bounds_each_step(digits: Splits) -> None:
+    # With plain SGD and no momentum, a clipped step moves the weights by at most lr * clip.
+    knobs = {"momentum": 0.0, "learning_rate": 1.0, "batch_size": "full", "grad_clip_norm": 0.01}
+    reports = run(plan(max_epochs=2, model_params={"depth": 1, "width": 16}, knobs=knobs), digits)
+    first, second = reports[0][1], reports[1][1]
+    assert first is not None and second is not None
+    moved = sum(((second["model"][k] - first["model"][k]) ** 2).sum().item() for k in first["model"]) ** 0.5
+    assert moved <= 1.0 * 0.01 + 1e-6
+
+
+def test_full_batch_is_one_step_per_epoch(digits: Splits) -> None:
+    reports = run(plan(max_epochs=2, knobs={"batch_size": "full", "optimizer": "adam", "learning_rate": 0.01}), digits)
+    state = reports[-1][1]
+    assert state is not None
+    steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert steps == {2}
+
+
+# ---- task-aware metrics ---------------------------------------------------------------
+
+def test_classification_final_evaluation_has_auc_and_a_confusion_matrix(digits: Splits) -> None:
+    import json
+
+    last = [m for m, _ in run(plan(max_epochs=3), digits)][-1]
+    confusion = json.loads(last["test_confusion"])
+    assert len(confusion) == 10 and all(len(row) == 10 for row in confusion)
+    assert sum(map(sum, confusion)) == len(digits.test_y)
+    assert [sum(row) for row in confusion] == [int((digits.test_y == c).sum()) for c in range(10)]
+    diagonal = sum(confusion[c][c] for c in range(10))
+    assert diagonal / len(digits.test_y) == pytest.approx(last["test_acc"])
+    assert 0.9 < last["test_auc"] <= 1.0 and 0.9 < last["val_auc"] <= 1.0
+
+
+def test_regression_reports_mse_and_r2() -> None:
+    data = load_splits("regression", {"n_samples": 600, "noise": 0.1}, 0.2, 0.2, seed=0)
+    trial = plan(max_epochs=40, model_params={"depth": 2, "width": 32}, knobs={"optimizer": "adam", "learning_rate": 0.01})
+    metrics = [m for m, _ in run(trial, data)]
+    last = metrics[-1]
+    assert "val_acc" not in last
+    assert last["val_r2"] > 0.9 > metrics[0]["val_r2"]
+    # R² = 1 - MSE / Var(y) on the same split.
+    assert last["test_r2"] == pytest.approx(1 - last["test_loss"] / data.test_y.var(), abs=1e-4)

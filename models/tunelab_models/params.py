@@ -39,9 +39,15 @@ class Param:
     low: float | None = None
     high: float | None = None
     high_exclusive: bool = False
+    # Literal values accepted besides the kind's range, e.g. batch_size: "full".
+    also: tuple[Any, ...] = ()
 
     def expectation(self) -> str:
         """What this parameter accepts, in words, for error messages."""
+        extra = "".join(f" or {value!r}" for value in self.also)
+        return self._range_words() + extra
+
+    def _range_words(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         words = PARAM_KINDS.get(self.kind, self.kind.__name__)
@@ -56,6 +62,8 @@ class Param:
 
     def check(self, value: Any) -> Any:
         """Return `value` converted to this parameter's kind, or raise ParamError."""
+        if any(value == extra and type(value) is type(extra) for extra in self.also):
+            return value
         converted = self._convert(value)
         if self.choices is not None and converted not in self.choices:
             raise ParamError(self.name, f"expected {self.expectation()}, got {value!r}")

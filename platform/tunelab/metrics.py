@@ -10,15 +10,31 @@ Mode = Literal["min", "max"]
 # Test metrics are deliberately absent: the test split never chooses a configuration.
 OBJECTIVE_METRICS: dict[str, dict[str, Mode]] = {
     "classification": {"val_loss": "min", "val_acc": "max", "train_loss": "min", "train_acc": "max"},
-    "regression": {"val_loss": "min", "train_loss": "min"},
+    "regression": {"val_loss": "min", "val_r2": "max", "train_loss": "min", "train_r2": "max"},
+    "reconstruction": {"val_loss": "min", "train_loss": "min"},
 }
 
-# Columns of one epoch row, in the order the store keeps them.
-EPOCH_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "epoch_seconds")
+# Columns of one epoch row, in the order the store keeps them (NaN where a task lacks one).
+EPOCH_METRICS: tuple[str, ...] = (
+    "train_loss", "val_loss", "train_acc", "val_acc", "train_r2", "val_r2", "lr", "epoch_seconds",
+)
+# Figures of a trial's final evaluation (best epoch's weights), kept in the trials table.
+FINAL_METRICS: tuple[str, ...] = (
+    "train_loss", "val_loss", "train_acc", "val_acc", "train_r2", "val_r2",
+    "test_loss", "test_acc", "test_r2", "val_auc", "test_auc",
+)
 
 # The key in a trial's final report that says how it ended on its own. A trial whose last
 # report lacks it was stopped from outside (by the scheduler or the time budget).
 TRIAL_END = "trial_end"
+
+
+def metric_mode(metric: str) -> Mode:
+    """Whether lower or higher is better for a metric name, whatever the task."""
+    for metrics in OBJECTIVE_METRICS.values():
+        if metric in metrics:
+            return metrics[metric]
+    raise KeyError(metric)
 
 
 def worst_value(mode: Mode) -> float:

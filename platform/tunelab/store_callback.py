@@ -11,13 +11,12 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import EPOCH_METRICS, TRIAL_END, ended_status
+from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, ended_status
 from tunelab.store import StudyWriter
 
 # Rows reach disk at least this often, so a live dashboard lags by seconds, not minutes.
 FLUSH_EVERY_S = 2.0
 PARAM_PREFIX = "param_"
-FINAL_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "test_loss", "test_acc")
 
 
 def now() -> datetime:
@@ -59,6 +58,8 @@ class StoreCallback(Callback):
             best_epoch=int(result.get("best_epoch", 0)),
             **{f"final_{name}": _number(result.get(name)) for name in FINAL_METRICS},
         )
+        if "test_confusion" in result:  # JSON text: rows are true classes, columns predictions
+            self.writer.update_trial(trial.trial_id, test_confusion=result["test_confusion"])
         self._flush_if_due()
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

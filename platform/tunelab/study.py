@@ -12,6 +12,7 @@ import yaml
 
 from tunelab.datasets import Splits, load_splits
 from tunelab.errors import BadInputError
+from tunelab.metrics import metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec import Spec, resolved_options
@@ -48,8 +49,7 @@ def check_storage(storage: Path, study_name: str) -> StudyPaths:
 
 def study_setup(spec: Spec) -> StudySetup:
     early = spec.train.early_stopping
-    objective_modes = {spec.objective.metric: spec.objective_mode}
-    monitor_mode = objective_modes.get(spec.monitor_metric) or ("max" if spec.monitor_metric.endswith("acc") else "min")
+    monitor_mode = metric_mode(spec.monitor_metric)
     return StudySetup(
         model_name=spec.model.name,
         fixed_model_params=spec.model.options(),
@@ -75,6 +75,7 @@ def load_study_data(spec: Spec) -> Splits:
         validation_fraction=spec.dataset.validation_fraction,
         test_fraction=spec.dataset.test_fraction,
         seed=spec.dataset.seed,
+        max_train_samples=spec.dataset.max_train_samples,
     )
 
 

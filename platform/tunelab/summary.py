@@ -9,7 +9,9 @@ import pandas as pd
 
 from tunelab.store_callback import PARAM_PREFIX
 
-SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch", "final_test_acc", "final_test_loss"]
+SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch"]
+# Test figures of the best epoch; a task shows the ones it has (accuracy or R², and loss).
+TEST_COLUMNS = {"final_test_acc": "test_acc", "final_test_r2": "test_r2", "final_test_loss": "test_loss"}
 
 
 def rank_trials(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -30,9 +32,10 @@ def summary_table(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd
     ranked = rank_trials(trials, mode)
     if top is not None:
         ranked = ranked.head(top)
-    columns = [c for c in SUMMARY_COLUMNS if c in ranked] + param_columns(ranked)
+    test_columns = [c for c in TEST_COLUMNS if c in ranked and ranked[c].notna().any()]
+    columns = [c for c in SUMMARY_COLUMNS if c in ranked] + test_columns + param_columns(ranked)
     table = ranked[columns].rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
-    return table.rename(columns={"trial_number": "trial", "final_test_acc": "test_acc", "final_test_loss": "test_loss"})
+    return table.rename(columns={"trial_number": "trial", **TEST_COLUMNS})
 
 
 def status_counts(trials: pd.DataFrame) -> dict[str, int]:

@@ -89,6 +89,12 @@ class DataSet:
         """Reject combinations of individually valid parameters; raise BadInputError."""
 
     @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        """Per-sample input shape for resolved parameters, known without generating data
+        (so a model that cannot take it is refused when the file is validated)."""
+        raise NotImplementedError
+
+    @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
         """All rows for resolved (defaulted and checked) parameters."""
         raise NotImplementedError
@@ -164,9 +170,17 @@ def make_splits(
     test_fraction: float,
     seed: int,
     standardize_inputs: bool = True,
+    max_train_samples: int | None = None,
 ) -> Splits:
-    """Split `data` and, unless told not to, standardise x with training statistics only."""
+    """Split `data` and, unless told not to, standardise x with training statistics only.
+
+    `max_train_samples` keeps a seeded random subset of the training rows (validation and
+    test stay as they are), for studies of small training sets.
+    """
     train, validation, test = split_indices(name, task, data.y, validation_fraction, test_fraction, seed)
+    if max_train_samples is not None and max_train_samples < len(train):
+        keep = np.random.RandomState(seed).choice(len(train), size=max_train_samples, replace=False)
+        train = np.sort(train[keep])
     x = np.asarray(data.x)
     if standardize_inputs:
         mean, scale = fit_standardizer(x[train])

@@ -23,6 +23,10 @@ class Digits(DataSet):
     params = ()
 
     @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (1, 8, 8)
+
+    @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
         bunch = load_digits()
         images = bunch.images.astype(np.float32)[:, np.newaxis, :, :]

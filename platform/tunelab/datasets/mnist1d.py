@@ -69,6 +69,10 @@ class Mnist1d(DataSet):
     )
 
     @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (1, 40)  # one channel, 40 steps: a sequence for CNNs and RNNs
+
+    @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
         x, y = load_or_generate(generator_args(params["num_samples"], params["generator_seed"]))
         return GeneratedData(

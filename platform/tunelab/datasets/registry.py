@@ -49,6 +49,7 @@ def load_splits(
     validation_fraction: float,
     test_fraction: float,
     seed: int,
+    max_train_samples: int | None = None,
 ) -> Splits:
     """Generate (or read from cache) data set `name` and split it for training.
 
@@ -61,5 +62,5 @@ def load_splits(
     seed = check_seed(seed)
     data = cls.generate(resolved)
     return make_splits(
-        cls.name, cls.task, data, validation_fraction, test_fraction, seed, cls.standardize_inputs
+        cls.name, cls.task, data, validation_fraction, test_fraction, seed, cls.standardize_inputs, max_train_samples
     )

@@ -46,6 +46,10 @@ class Moons(DataSet):
     )
 
     @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (2,)
+
+    @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
         x, y = make_moons(
             n_samples=params["n_samples"], noise=params["noise"], random_state=params["generator_seed"]
@@ -69,6 +73,10 @@ class Classification(DataSet):
         Param("flip_y", float, 0.01, "share of labels assigned at random (label noise)", low=0.0, high=1.0),
         GENERATOR_SEED,
     )
+
+    @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (params["n_features"],)
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:
@@ -113,6 +121,10 @@ class Regression(DataSet):
     params = (_n_samples(500), _noise(0.3, "standard deviation of the Gaussian noise on y"), GENERATOR_SEED)
 
     @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (1,)
+
+    @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
         rng = np.random.default_rng(params["generator_seed"])
         rows, noise = params["n_samples"], params["noise"]
@@ -127,4 +139,47 @@ class Regression(DataSet):
             num_outputs=1,
             y_clean=y_clean.astype(np.float32),
             noise_variance=noise**2,
+        )
+
+
+@register
+class AddingProblem(DataSet):
+    """The adding problem (Hochreiter & Schmidhuber): a long-range memory task for RNNs.
+
+    Each sample is `sequence_length` steps of two channels: a value drawn from U(0, 1) and
+    a marker that is 1 at exactly two steps (one in each half). The target is the sum of
+    the two marked values. Predicting the mean (1.0) scores an MSE of 1/6; plain RNNs
+    struggle to beat that on long sequences, LSTMs and GRUs learn it.
+    """
+
+    name = "adding"
+    task = "regression"
+    params = (
+        _n_samples(2000),
+        Param("sequence_length", int, 50, "time steps per sample", low=4, high=10_000),
+        GENERATOR_SEED,
+    )
+    # The marker channel must stay exactly 0/1 and values stay in [0, 1].
+    standardize_inputs = False
+
+    @classmethod
+    def input_shape(cls, params: dict[str, Any]) -> tuple[int, ...]:
+        return (2, params["sequence_length"])
+
+    @classmethod
+    def generate(cls, params: dict[str, Any]) -> GeneratedData:
+        rng = np.random.default_rng(params["generator_seed"])
+        rows, steps = params["n_samples"], params["sequence_length"]
+        values = rng.uniform(0.0, 1.0, size=(rows, steps))
+        half = steps // 2
+        first = rng.integers(0, half, size=rows)
+        second = rng.integers(half, steps, size=rows)
+        markers = np.zeros((rows, steps))
+        markers[np.arange(rows), first] = 1.0
+        markers[np.arange(rows), second] = 1.0
+        target = (values * markers).sum(axis=1, keepdims=True)
+        x = np.stack([values, markers], axis=1)
+        return GeneratedData(
+            x=x.astype(np.float32), y=target.astype(np.float32), num_outputs=1,
+            y_clean=target.astype(np.float32), noise_variance=0.0,
         )

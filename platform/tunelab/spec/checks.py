@@ -35,12 +35,18 @@ def validate_spec(spec: Spec, source: str) -> Spec:
 
     dataset = _lookup(lambda: get_dataset(spec.dataset.name), "dataset.name", fail)
     _check_options(spec.dataset, dataset.params, "dataset", fail)
-    _lookup(lambda: resolve_dataset_params(spec.dataset.name, spec.dataset.options()), "dataset", fail)
+    dataset_options = _lookup(lambda: resolve_dataset_params(spec.dataset.name, spec.dataset.options()), "dataset", fail)
 
     model = _lookup(lambda: get_model(spec.model.name), "model.name", fail)
     _check_options(spec.model, model.hyperparameters, "model", fail)
-    if dataset.task not in model.tasks:
-        raise fail("model.name", f"model {spec.model.name!r} does not support {dataset.task} data ({spec.dataset.name})")
+    # An autoencoder learns its inputs, whatever the data set's labels are.
+    task = "reconstruction" if getattr(model, "learns_inputs", False) else dataset.task
+    if task not in model.tasks:
+        raise fail("model.name", f"model {spec.model.name!r} does not support {task} data ({spec.dataset.name})")
+    input_shape = dataset.input_shape(dataset_options)
+    reason = model.unsupported_reason(input_shape) if hasattr(model, "unsupported_reason") else None
+    if reason:
+        raise fail("model.name", f"model {spec.model.name!r} cannot take {spec.dataset.name}'s inputs {input_shape}: {reason}")
 
     _check_options(spec.train, TRAINING_KNOBS, "train", fail)
 
@@ -51,12 +57,12 @@ def validate_spec(spec: Spec, source: str) -> Spec:
     for option, problem in scheduler.problems(spec.train.max_epochs, scheduler_options).items():
         raise fail(f"scheduler.{option}", problem)
 
-    metrics = OBJECTIVE_METRICS[dataset.task]
+    metrics = OBJECTIVE_METRICS[task]
     metric = spec.objective.metric
     if metric not in metrics:
         raise fail(
             "objective.metric",
-            f"unknown metric {metric!r} for {dataset.task}{did_you_mean(metric, metrics)}; "
+            f"unknown metric {metric!r} for {task}{did_you_mean(metric, metrics)}; "
             f"expected one of {', '.join(metrics)}",
         )
     mode = spec.objective.mode or metrics[metric]

@@ -23,6 +23,9 @@ class DatasetSpec(ComponentModel):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
+    # Train on a seeded random subset of the training split (validation/test unchanged),
+    # e.g. to show what dropout does for a small training set.
+    max_train_samples: int | None = Field(default=None, ge=2)
 
     @model_validator(mode="after")
     def _leave_data_to_train_on(self) -> DatasetSpec:

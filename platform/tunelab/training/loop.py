@@ -7,20 +7,23 @@ dict to save (or None when no checkpoint is due). The last call carries `trial_e
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from tunelab_models import DataSignature, build_model
+from tunelab_models import build_model, model_signature
 
 from tunelab.datasets import Splits
 from tunelab.metrics import TRIAL_END, Mode, worst_value
 from tunelab.training.optimizers import build_optimizer
 from tunelab.training.plan import TrialPlan
+from tunelab.training.schedules import SCHEDULES
+from tunelab.training.tasks import TASKS, TrainingTask
 
 OnEpoch = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
@@ -64,17 +67,26 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     device = torch.device(plan.device)
     torch.manual_seed(plan.seed)
 
-    # Data: whole splits as tensors on the training device, moved once per trial.
-    classification = data.task == "classification"
-    target_dtype = torch.long if classification else torch.float32
-    train_x, train_y = to_device(data.train_x, data.train_y, target_dtype, device)
-    val_x, val_y = to_device(data.val_x, data.val_y, target_dtype, device)
-    loss_fn = F.cross_entropy if classification else F.mse_loss
-
-    # Model, optimiser and bookkeeping, restored from a checkpoint when resuming.
-    signature = DataSignature(data.input_shape, data.task, data.num_outputs)
+    # Model and task: an autoencoder learns its inputs whatever labels the data has.
+    signature = model_signature(plan.model_name, data.input_shape, data.task, data.num_outputs)
+    task = TASKS[signature.task]
     model = build_model(plan.model_name, plan.model_params, signature).to(device)
-    optimizer = build_optimizer(model.parameters(), plan.knobs)
+
+    # Data: whole splits as tensors on the training device, moved once per trial.
+    train_x, train_y = to_device(data.train_x, data.train_y, task, device)
+    val_x, val_y = to_device(data.val_x, data.val_y, task, device)
+
+    # Optimiser, learning-rate schedule and bookkeeping, restored when resuming.
+    knobs = plan.knobs
+    n_train = train_x.shape[0]
+    batch_size = n_train if knobs["batch_size"] == "full" else min(knobs["batch_size"], n_train)
+    # A trailing batch of one example would break batch norm; it rejoins next epoch.
+    n_used = n_train - 1 if batch_size > 1 and n_train % batch_size == 1 else n_train
+    steps_per_epoch = math.ceil(n_used / batch_size)
+    optimizer = build_optimizer(model.parameters(), knobs)
+    schedule = SCHEDULES[knobs["lr_schedule"]]
+    lr_scheduler = schedule.build(optimizer, knobs, plan.max_epochs, steps_per_epoch)
+    penalised = [p for name, p in model.named_parameters() if p.dim() > 1]  # weights, not biases/norms
     objective = BestTracker(plan.objective_mode)
     patience = BestTracker(plan.monitor_mode, plan.min_delta)
     shuffle = torch.Generator(device="cpu").manual_seed(plan.seed)
@@ -83,6 +95,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if lr_scheduler is not None:
+            lr_scheduler.load_state_dict(resume["lr_scheduler"])
         best_weights = resume["best_model"]
         objective.restore(resume["objective"])
         patience.restore(resume["patience"])
@@ -90,37 +104,35 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         torch.set_rng_state(resume["torch_rng"])  # dropout masks continue where they were
         first_epoch = int(resume["epoch"]) + 1
 
-    n_train = train_x.shape[0]
-    batch_size = min(plan.knobs["batch_size"], n_train)
     metrics: dict[str, Any] = {}
     for epoch in range(first_epoch, plan.max_epochs + 1):
         started = time.perf_counter()
+        epoch_lr = optimizer.param_groups[0]["lr"]
 
         # One pass over the training split in shuffled mini-batches.
         model.train()
         order = torch.randperm(n_train, generator=shuffle).to(device)
-        # A trailing batch of one example would break batch norm; it rejoins next epoch.
-        n_used = n_train - 1 if batch_size > 1 and n_train % batch_size == 1 else n_train
         for start in range(0, n_used, batch_size):
             batch = order[start : start + batch_size]
-            loss = loss_fn(model(train_x[batch]), train_y[batch])
+            loss = task.loss(model(train_x[batch]), train_y[batch])
+            if knobs["l1"] > 0:
+                loss = loss + knobs["l1"] * sum(p.abs().sum() for p in penalised)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if knobs["grad_clip_norm"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), knobs["grad_clip_norm"])
             optimizer.step()
+            if lr_scheduler is not None and schedule.per_batch:
+                lr_scheduler.step()
+        if lr_scheduler is not None and not schedule.per_batch:
+            lr_scheduler.step()
 
         # Train metrics in eval mode (no dropout): training error is the bias diagnostic.
-        train_loss, train_acc = evaluate(model, train_x, train_y, loss_fn, classification)
-        val_loss, val_acc = evaluate(model, val_x, val_y, loss_fn, classification)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if classification:
-            metrics.update(train_acc=train_acc, val_acc=val_acc)
+        metrics = {"epoch": epoch, "lr": epoch_lr}
+        metrics.update(prefixed("train", task.metrics(predict(model, train_x), train_y)))
+        metrics.update(prefixed("val", task.metrics(predict(model, val_x), val_y)))
 
-        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        diverged = not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"]))
         if diverged:
             # A NaN never loses at an ASHA rung and Optuna refuses it: an exploded loss is
             # reported as +inf, and an objective that is not finite as its worst value.
@@ -141,27 +153,18 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         metrics.update(best_epoch=objective.best_epoch, best_objective=objective.best_value)
 
         if end and end != "diverged":
-            # The held-out test split is touched once, by the best epoch's weights, after
-            # the trial has ended: it never takes part in choosing a configuration.
-            final_weights = copy.deepcopy(model.state_dict())
-            model.load_state_dict(best_weights)
-            test_x, test_y = to_device(data.test_x, data.test_y, target_dtype, device)
-            test_loss, test_acc = evaluate(model, test_x, test_y, loss_fn, classification)
-            metrics["test_loss"] = test_loss
-            if classification:
-                metrics["test_acc"] = test_acc
-            model.load_state_dict(final_weights)
+            metrics.update(final_evaluation(model, best_weights, data, task, device))
         if end:
             metrics[TRIAL_END] = end
         metrics["epoch_seconds"] = time.perf_counter() - started
 
-        checkpoint_due = bool(end) or epoch % plan.checkpoint_every == 0
         state = None
-        if checkpoint_due:
+        if end or epoch % plan.checkpoint_every == 0:
             state = {
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else {},
                 "best_model": best_weights,
                 "objective": objective.state(),
                 "patience": patience.state(),
@@ -174,29 +177,45 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     return metrics
 
 
-def to_device(x: Any, y: Any, target_dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Copies of one split's arrays on the device (arrays from Ray's object store are read-only)."""
-    return (
-        torch.tensor(x, dtype=torch.float32, device=device),
-        torch.tensor(y, dtype=target_dtype, device=device),
-    )
+def final_evaluation(
+    model: torch.nn.Module, best_weights: dict[str, Any], data: Splits, task: TrainingTask, device: torch.device
+) -> dict[str, Any]:
+    """Test metrics of the best epoch's weights, plus the task's final figures.
+
+    The held-out test split is touched once, after the trial has ended: it never takes
+    part in choosing a configuration.
+    """
+    current = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_weights)
+    val_x, val_y = to_device(data.val_x, data.val_y, task, device)
+    test_x, test_y = to_device(data.test_x, data.test_y, task, device)
+    test_outputs = predict(model, test_x)
+    results: dict[str, Any] = prefixed("test", task.metrics(test_outputs, test_y))
+    val_final = task.final_metrics(predict(model, val_x), val_y)
+    test_final = task.final_metrics(test_outputs, test_y)
+    if "auc" in test_final:
+        results.update(val_auc=val_final["auc"], test_auc=test_final["auc"])
+    if "confusion" in test_final:
+        results["test_confusion"] = json.dumps(test_final["confusion"])
+    model.load_state_dict(current)
+    return results
+
+
+def prefixed(split: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{split}_{name}": value for name, value in values.items()}
+
+
+def to_device(x: np.ndarray, y: np.ndarray, task: TrainingTask, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's inputs and targets as tensors on the device.
+
+    Copies: arrays from Ray's object store are read-only and shared between trials.
+    """
+    inputs = torch.tensor(x, dtype=torch.float32, device=device)
+    return inputs, task.targets(inputs, torch.tensor(y, dtype=task.target_dtype(), device=device))
 
 
 @torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable[..., torch.Tensor], classification: bool
-) -> tuple[float, float]:
-    """Mean loss and accuracy (NaN for regression) over a whole split, in eval mode."""
+def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's outputs for a whole split, in eval mode."""
     model.eval()
-    total_loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
-    for start in range(0, x.shape[0], EVAL_CHUNK):
-        outputs = model(x[start : start + EVAL_CHUNK])
-        targets = y[start : start + EVAL_CHUNK]
-        total_loss += loss_fn(outputs, targets, reduction="sum")
-        if classification:
-            correct += (outputs.argmax(dim=1) == targets).sum()
-    n = x.shape[0]
-    mse_per_value = 1 if classification else y[0].numel()
-    loss = (total_loss / (n * mse_per_value)).item()
-    return loss, (correct / n).item() if classification else math.nan
+    return torch.cat([model(x[start : start + EVAL_CHUNK]) for start in range(0, x.shape[0], EVAL_CHUNK)])

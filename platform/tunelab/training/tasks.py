@@ -1,0 +1,104 @@
+"""What a model is trained to do: the loss, the per-epoch metrics and the final evaluation.
+
+One class per task. The training loop asks the task for targets, a loss and metrics and
+never switches on the task's kind.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tunelab_models import Task
+
+
+class TrainingTask:
+    name: ClassVar[Task]
+    # Per-epoch metrics besides the loss, with the direction that is better.
+    extra_metrics: ClassVar[dict[str, str]] = {}
+
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def target_dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """Mean loss and the task's extra metrics over a whole split."""
+        return {"loss": self.loss(outputs, targets).item()}
+
+    def final_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, object]:
+        """Extra figures computed once, when a trial ends (ROC AUC, confusion matrix)."""
+        return {}
+
+
+class Classification(TrainingTask):
+    name = "classification"
+    extra_metrics = {"acc": "max"}
+
+    def target_dtype(self) -> torch.dtype:
+        return torch.long
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets)
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        accuracy = (outputs.argmax(dim=1) == targets).float().mean().item()
+        return {"loss": self.loss(outputs, targets).item(), "acc": accuracy}
+
+    def final_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, object]:
+        num_classes = outputs.shape[1]
+        predicted = outputs.argmax(dim=1)
+        confusion = torch.bincount(targets * num_classes + predicted, minlength=num_classes**2)
+        return {
+            "auc": one_vs_rest_auc(torch.softmax(outputs.double(), dim=1).cpu().numpy(), targets.cpu().numpy()),
+            # rows: true class, columns: predicted class
+            "confusion": confusion.reshape(num_classes, num_classes).cpu().tolist(),
+        }
+
+
+class Regression(TrainingTask):
+    name = "regression"
+    extra_metrics = {"r2": "max"}
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(outputs, targets)
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        residual = ((targets - outputs) ** 2).sum()
+        total = ((targets - targets.mean(dim=0)) ** 2).sum()
+        r2 = (1 - residual / total).item() if total > 0 else math.nan
+        return {"loss": self.loss(outputs, targets).item(), "r2": r2}
+
+
+class Reconstruction(TrainingTask):
+    """Autoencoders: the target is the input itself."""
+
+    name = "reconstruction"
+
+    def targets(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(outputs, targets)
+
+
+TASKS: dict[str, TrainingTask] = {task.name: task for task in (Classification(), Regression(), Reconstruction())}
+
+
+def one_vs_rest_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean one-vs-rest ROC AUC over the classes present (NaN if fewer than two)."""
+    from sklearn.metrics import roc_auc_score
+
+    present = np.unique(labels)
+    if len(present) < 2:
+        return math.nan
+    scores = [roc_auc_score(labels == c, probabilities[:, c]) for c in present]
+    return float(np.mean(scores))
