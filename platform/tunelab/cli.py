@@ -34,6 +34,10 @@ def echo(line: str) -> None:
     typer.echo(line)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML).")]) -> None:
     """Check an experiment file without running it."""
@@ -42,7 +46,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML)."
     spec = load_spec(file)
     echo(
         f"{file}: ok — study {spec.name!r}, {spec.budget.num_samples} trials of {spec.model.name} on "
-        f"{spec.dataset.name}, {len(spec.search_space)} parameters searched by {spec.searcher.name} "
+        f"{spec.dataset.name}, {plural(len(spec.search_space), 'parameter')} searched by {spec.searcher.name} "
         f"with {spec.scheduler.name}, objective {spec.objective.metric} ({spec.objective_mode})"
     )
 
