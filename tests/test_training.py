@@ -16,7 +16,7 @@ from tunelab_models import resolve_params
 from tunelab.datasets import Splits, load_splits
 from tunelab.training.knobs import TRAINING_KNOBS
 from tunelab.training.loop import train_trial
-from tunelab.training.plan import TrialPlan
+from tunelab.training.plan import TrainingRules, TrialPlan
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +27,13 @@ def digits() -> Splits:
 def plan(**changes: Any) -> TrialPlan:
     given = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "momentum": 0.9}
     knobs = resolve_params(TRAINING_KNOBS, {**given, **changes.pop("knobs", {})})
-    base = TrialPlan(
-        model_name="mlp",
-        model_params={"depth": 2, "width": 32, "dropout": 0.1},
-        knobs=knobs,
-        max_epochs=5,
-        objective="val_loss",
-        objective_mode="min",
-        patience=None,
-        min_delta=0.0,
-        monitor="val_loss",
-        monitor_mode="min",
-        seed=0,
+    rules = TrainingRules(
+        max_epochs=5, objective="val_loss", objective_mode="min", patience=None, min_delta=0.0,
+        monitor="val_loss", monitor_mode="min", seed=0,
     )
-    return replace(base, **changes)
+    rule_changes = {k: changes.pop(k) for k in list(changes) if k in TrainingRules.__dataclass_fields__}
+    model_params = {"depth": 2, "width": 32, "dropout": 0.1}
+    return TrialPlan("mlp", changes.pop("model_params", model_params), knobs, replace(rules, **rule_changes), **changes)
 
 
 def run(trial_plan: TrialPlan, data: Splits, resume: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:

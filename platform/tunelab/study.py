@@ -18,7 +18,7 @@ from tunelab.search.searchers import SEARCHERS
 from tunelab.spec import Spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store_callback import now
-from tunelab.training.plan import StudySetup
+from tunelab.training.plan import StudySetup, TrainingRules
 
 DEFAULT_STORAGE = "tunelab-results"
 
@@ -49,20 +49,22 @@ def check_storage(storage: Path, study_name: str) -> StudyPaths:
 
 def study_setup(spec: Spec) -> StudySetup:
     early = spec.train.early_stopping
-    monitor_mode = metric_mode(spec.monitor_metric)
-    return StudySetup(
-        model_name=spec.model.name,
-        fixed_model_params=spec.model.options(),
-        fixed_knobs=spec.train.options(),
+    rules = TrainingRules(
         max_epochs=spec.train.max_epochs,
         objective=spec.objective.metric,
         objective_mode=spec.objective_mode,
         patience=early.patience,
         min_delta=early.min_delta,
         monitor=spec.monitor_metric,
-        monitor_mode=monitor_mode,
+        monitor_mode=metric_mode(spec.monitor_metric),
         seed=spec.train.seed,
         checkpoint_every=spec.train.checkpoint_every,
+    )
+    return StudySetup(
+        model_name=spec.model.name,
+        fixed_model_params=spec.model.options(),
+        fixed_knobs=spec.train.options(),
+        rules=rules,
         cpus_per_trial=spec.resources.cpu,
         gpus_per_trial=spec.resources.gpu,
     )

@@ -25,6 +25,13 @@ class Scheduler:
         return {}
 
 
+def grace_period_problems(max_epochs: int, options: Mapping[str, Any]) -> dict[str, str]:
+    """A grace period of max_epochs or more means the scheduler can never stop a trial."""
+    if options["grace_period"] >= max_epochs:
+        return {"grace_period": f"expected fewer than train.max_epochs ({max_epochs}), got {options['grace_period']}"}
+    return {}
+
+
 class ASHA(Scheduler):
     """Asynchronous successive halving: at each rung keep the best 1/reduction_factor."""
 
@@ -52,9 +59,7 @@ class ASHA(Scheduler):
         return rungs
 
     def problems(self, max_epochs, options):  # type: ignore[no-untyped-def]
-        if options["grace_period"] >= max_epochs:
-            return {"grace_period": f"expected fewer than train.max_epochs ({max_epochs}), got {options['grace_period']}"}
-        return {}
+        return grace_period_problems(max_epochs, options)
 
 
 class MedianStopping(Scheduler):
@@ -78,9 +83,7 @@ class MedianStopping(Scheduler):
         return list(range(options["grace_period"], max_epochs))
 
     def problems(self, max_epochs, options):  # type: ignore[no-untyped-def]
-        if options["grace_period"] >= max_epochs:
-            return {"grace_period": f"expected fewer than train.max_epochs ({max_epochs}), got {options['grace_period']}"}
-        return {}
+        return grace_period_problems(max_epochs, options)
 
 
 class NoScheduler(Scheduler):

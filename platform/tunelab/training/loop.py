@@ -65,7 +65,8 @@ class BestTracker:
 def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the trial to its end; return the last epoch's metrics."""
     device = torch.device(plan.device)
-    torch.manual_seed(plan.seed)
+    rules = plan.rules
+    torch.manual_seed(rules.seed)
 
     # Model and task: an autoencoder learns its inputs whatever labels the data has.
     signature = model_signature(plan.model_name, data.input_shape, data.task, data.num_outputs)
@@ -85,11 +86,11 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     steps_per_epoch = math.ceil(n_used / batch_size)
     optimizer = build_optimizer(model.parameters(), knobs)
     schedule = SCHEDULES[knobs["lr_schedule"]]
-    lr_scheduler = schedule.build(optimizer, knobs, plan.max_epochs, steps_per_epoch)
+    lr_scheduler = schedule.build(optimizer, knobs, rules.max_epochs, steps_per_epoch)
     penalised = [p for name, p in model.named_parameters() if p.dim() > 1]  # weights, not biases/norms
-    objective = BestTracker(plan.objective_mode)
-    patience = BestTracker(plan.monitor_mode, plan.min_delta)
-    shuffle = torch.Generator(device="cpu").manual_seed(plan.seed)
+    objective = BestTracker(rules.objective_mode)
+    patience = BestTracker(rules.monitor_mode, rules.min_delta)
+    shuffle = torch.Generator(device="cpu").manual_seed(rules.seed)
     best_weights = copy.deepcopy(model.state_dict())
     first_epoch = 1
     if resume is not None:
@@ -105,7 +106,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         first_epoch = int(resume["epoch"]) + 1
 
     metrics: dict[str, Any] = {}
-    for epoch in range(first_epoch, plan.max_epochs + 1):
+    for epoch in range(first_epoch, rules.max_epochs + 1):
         started = time.perf_counter()
         epoch_lr = optimizer.param_groups[0]["lr"]
 
@@ -137,16 +138,16 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
             # A NaN never loses at an ASHA rung and Optuna refuses it: an exploded loss is
             # reported as +inf, and an objective that is not finite as its worst value.
             metrics.update(train_loss=math.inf, val_loss=math.inf)
-            if not math.isfinite(metrics[plan.objective]):
-                metrics[plan.objective] = worst_value(plan.objective_mode)
+            if not math.isfinite(metrics[rules.objective]):
+                metrics[rules.objective] = worst_value(rules.objective_mode)
             end = "diverged"
         else:
-            if objective.update(metrics[plan.objective], epoch):
+            if objective.update(metrics[rules.objective], epoch):
                 best_weights = copy.deepcopy(model.state_dict())
-            patience.update(metrics[plan.monitor], epoch)
-            if plan.patience is not None and patience.epochs_without_improvement >= plan.patience:
+            patience.update(metrics[rules.monitor], epoch)
+            if rules.patience is not None and patience.epochs_without_improvement >= rules.patience:
                 end = "early_stopped_patience"
-            elif epoch == plan.max_epochs:
+            elif epoch == rules.max_epochs:
                 end = "completed"
             else:
                 end = ""
@@ -159,7 +160,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         metrics["epoch_seconds"] = time.perf_counter() - started
 
         state = None
-        if end or epoch % plan.checkpoint_every == 0:
+        if end or epoch % rules.checkpoint_every == 0:
             state = {
                 "epoch": epoch,
                 "model": model.state_dict(),

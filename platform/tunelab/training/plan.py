@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tunelab_models import get_model, resolve_params
@@ -12,19 +12,26 @@ from tunelab.training.knobs import TRAINING_KNOBS
 
 
 @dataclass(frozen=True)
+class TrainingRules:
+    """How long every trial of a study trains and what makes it stop, the same for all."""
+
+    max_epochs: int
+    objective: str
+    objective_mode: Mode
+    patience: int | None  # epochs without an improvement of `min_delta` in `monitor`
+    min_delta: float
+    monitor: str
+    monitor_mode: Mode
+    seed: int  # model initialisation and shuffling: the same for every trial
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
 class TrialPlan:
     model_name: str
     model_params: dict[str, Any]
     knobs: dict[str, Any]  # optimizer, learning_rate, batch_size, ... (resolved)
-    max_epochs: int
-    objective: str
-    objective_mode: Mode
-    patience: int | None
-    min_delta: float
-    monitor: str
-    monitor_mode: Mode
-    seed: int
-    checkpoint_every: int = 1
+    rules: TrainingRules
     device: str = "cpu"
 
 
@@ -35,18 +42,9 @@ class StudySetup:
     model_name: str
     fixed_model_params: dict[str, Any]
     fixed_knobs: dict[str, Any]
-    max_epochs: int
-    objective: str
-    objective_mode: Mode
-    patience: int | None
-    min_delta: float
-    monitor: str
-    monitor_mode: Mode
-    seed: int
-    checkpoint_every: int
+    rules: TrainingRules
     cpus_per_trial: float
     gpus_per_trial: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def plan_for(self, config: Mapping[str, Any], device: str = "cpu") -> TrialPlan:
         model_param_names = {p.name for p in get_model(self.model_name).hyperparameters}
@@ -56,14 +54,6 @@ class StudySetup:
             model_name=self.model_name,
             model_params=model_params,
             knobs=resolve_params(TRAINING_KNOBS, knob_values),
-            max_epochs=self.max_epochs,
-            objective=self.objective,
-            objective_mode=self.objective_mode,
-            patience=self.patience,
-            min_delta=self.min_delta,
-            monitor=self.monitor,
-            monitor_mode=self.monitor_mode,
-            seed=self.seed,
-            checkpoint_every=self.checkpoint_every,
+            rules=self.rules,
             device=device,
         )
