@@ -15,6 +15,10 @@ from tunelab_models.signature import DataSignature, Task
 
 # Importing a model module registers it.
 from tunelab_models import mlp as _mlp  # noqa: E402,F401
+from tunelab_models import autoencoder as _autoencoder  # noqa: E402,F401
+from tunelab_models import cnn as _cnn  # noqa: E402,F401
+from tunelab_models import resnet as _resnet  # noqa: E402,F401
+from tunelab_models import rnn as _rnn  # noqa: E402,F401
 
 __all__ = [
     "DataSignature",

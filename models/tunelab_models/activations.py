@@ -17,6 +17,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 # maxout is not an elementwise function: a maxout unit takes the max over k linear pieces,
 # so it replaces the Linear + activation pair (see `dense_unit`).
 ACTIVATION_NAMES: tuple[str, ...] = (*ACTIVATIONS, "maxout")
+# For layers whose units are not plain vectors (conv channels, residual sums), where a maxout
+# unit has no natural form: the elementwise functions only.
+ELEMENTWISE_ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
 
 
 class Maxout(nn.Module):

@@ -1,0 +1,79 @@
+"""Dense autoencoder for any input shape: flatten, encode to a code, decode back to the input's shape."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tunelab_models.activations import ACTIVATION_NAMES, dense_unit
+from tunelab_models.initialization import INIT_SCHEMES, initialize_weights
+from tunelab_models.params import Param
+from tunelab_models.registry import TunableModel, register_model
+from tunelab_models.signature import DataSignature
+
+
+@register_model
+class Autoencoder(TunableModel):
+    """Encoder: `depth` hidden layers of `width`, then a linear map to the `bottleneck` code.
+
+    The decoder mirrors it: `depth` hidden layers of `width`, then a linear map to every input
+    feature, reshaped to the input's shape. Code and output are linear (no activation), so
+    depth 0 is a linear autoencoder (it learns the principal subspace) and inputs of any scale
+    can be reproduced.
+    """
+
+    name = "autoencoder"
+    tasks = frozenset({"reconstruction"})
+    learns_inputs = True
+    hyperparameters = (
+        Param("depth", int, 1, "hidden layers of the encoder (the decoder has as many)", low=0, high=8),
+        Param("width", int, 128, "units per hidden layer", low=1, high=65536),
+        Param("bottleneck", int, 16, "size of the code", low=1, high=65536),
+        Param("activation", str, "relu", "hidden-layer nonlinearity", choices=ACTIVATION_NAMES),
+        Param("maxout_pieces", int, 2, "linear pieces per maxout unit", low=2, high=16),
+        Param("batch_norm", bool, False, "batch normalisation before each hidden activation"),
+        Param("init", str, "default", "weight initialisation scheme", choices=INIT_SCHEMES),
+        Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
+    )
+
+    def __init__(
+        self,
+        signature: DataSignature,
+        depth: int,
+        width: int,
+        bottleneck: int,
+        activation: str,
+        maxout_pieces: int,
+        batch_norm: bool,
+        init: str,
+        init_std: float,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(signature.input_shape)
+        features = signature.num_features
+        self.encoder = nn.Sequential(
+            nn.Flatten(), *self._hidden(features, depth, width, activation, maxout_pieces, batch_norm),
+            nn.Linear(width if depth else features, bottleneck),
+        )
+        self.decoder = nn.Sequential(
+            *self._hidden(bottleneck, depth, width, activation, maxout_pieces, batch_norm),
+            nn.Linear(width if depth else bottleneck, features),
+        )
+        initialize_weights(self, init, init_std)
+
+    @staticmethod
+    def _hidden(
+        in_features: int, depth: int, width: int, activation: str, maxout_pieces: int, batch_norm: bool
+    ) -> list[nn.Module]:
+        layers: list[nn.Module] = []
+        for _ in range(depth):
+            layers.extend(dense_unit(in_features, width, activation, maxout_pieces, batch_norm))
+            in_features = width
+        return layers
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code, (N, bottleneck)."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x)).view(x.shape[0], *self.input_shape)
