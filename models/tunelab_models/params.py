@@ -92,7 +92,10 @@ class Param:
             raise bad
         if self.kind is float:
             if isinstance(value, (int, float)):
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # an integer too large for a float, e.g. 10**400
+                    raise bad from None
             raise bad
         if self.kind is str:
             if isinstance(value, str):

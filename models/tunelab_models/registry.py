@@ -66,9 +66,11 @@ def _import_model(path: str) -> type[TunableModel]:
         cls = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise UnknownModelError(f"cannot import model {path!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "hyperparameters")):
+    # TunableModel, not just nn.Module: the spec checks and build_model read `tasks` and
+    # `unsupported_reason`, which only the base class provides.
+    if not (isinstance(cls, type) and issubclass(cls, TunableModel) and hasattr(cls, "hyperparameters")):
         raise UnknownModelError(
-            f"{path!r} is not a model: expected a torch.nn.Module class with a "
+            f"{path!r} is not a model: expected a subclass of tunelab_models.TunableModel with a "
             "`hyperparameters` tuple of tunelab_models.Param"
         )
     return cls

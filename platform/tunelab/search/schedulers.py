@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Mapping
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
@@ -52,10 +53,17 @@ class ASHA(Scheduler):
         )
 
     def rung_epochs(self, max_epochs, options):  # type: ignore[no-untyped-def]
-        rungs, epoch = [], float(options["grace_period"])
-        while epoch < max_epochs:
-            rungs.append(int(epoch))
-            epoch *= options["reduction_factor"]
+        # Ray's milestones are grace_period * reduction_factor**k, floats for a non-integer
+        # factor. A trial is judged at its first epoch >= a milestone, at most once per epoch:
+        # two milestones between the same two epochs are judged at consecutive epochs.
+        rungs: list[int] = []
+        k = 0
+        while (milestone := options["grace_period"] * options["reduction_factor"] ** k) < max_epochs:
+            epoch = max(math.ceil(milestone), rungs[-1] + 1 if rungs else 1)
+            if epoch >= max_epochs:
+                break
+            rungs.append(epoch)
+            k += 1
         return rungs
 
     def problems(self, max_epochs, options):  # type: ignore[no-untyped-def]

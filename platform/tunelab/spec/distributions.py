@@ -72,7 +72,9 @@ class Uniform(_Range):
 
     def grid_values(self, resolution: int) -> list[float]:
         if self.step is not None:
-            return [float(v) for v in np.arange(self.low, self.high + self.step / 2, self.step)]
+            # Clipped: low + k * step can overshoot high by a rounding error (0.7000000000000001).
+            points = np.arange(self.low, self.high + self.step / 2, self.step)
+            return [float(v) for v in np.clip(points, self.low, self.high)]
         return [float(v) for v in np.linspace(self.low, self.high, resolution)]
 
 

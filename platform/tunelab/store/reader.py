@@ -61,7 +61,10 @@ def read_study_tables(paths: StudyPaths) -> StudyTables:
 
 def _read(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        # Read through one open handle: given a path, pyarrow opens the file more than once,
+        # and a writer's atomic rename in between mixes two versions ("Page was smaller...").
+        with open(path, "rb") as handle:
+            return pd.read_parquet(handle)
     except FileNotFoundError:
         if path.parent.name == "epochs":
             raise
