@@ -16,6 +16,8 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; a dashboard running as another user must read them.
+        os.chmod(temporary, 0o644)
         with os.fdopen(handle, "wb") as sink:
             pq.write_table(table, sink)
             sink.flush()
