@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tunelab_models.activations import ACTIVATION_NAMES, dense_unit
-from tunelab_models.initialization import INIT_SCHEMES, initialize_weights
+from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model
 from tunelab_models.signature import DataSignature
@@ -32,8 +32,7 @@ class Autoencoder(TunableModel):
         Param("activation", str, "relu", "hidden-layer nonlinearity", choices=ACTIVATION_NAMES),
         Param("maxout_pieces", int, 2, "linear pieces per maxout unit", low=2, high=16),
         Param("batch_norm", bool, False, "batch normalisation before each hidden activation"),
-        Param("init", str, "default", "weight initialisation scheme", choices=INIT_SCHEMES),
-        Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
+        *INIT_PARAMS,
     )
 
     def __init__(

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tunelab_models.activations import ACTIVATIONS, ELEMENTWISE_ACTIVATION_NAMES
-from tunelab_models.initialization import INIT_SCHEMES, initialize_weights
+from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model
 from tunelab_models.signature import DataSignature
@@ -75,8 +75,7 @@ class CNN(TunableModel):
         Param("dropout", float, 0.0, "drop probability (elementwise) after each block", low=0.0, high=1.0,
               high_exclusive=True),
         Param("activation", str, "relu", "nonlinearity after each conv", choices=ELEMENTWISE_ACTIVATION_NAMES),
-        Param("init", str, "default", "weight initialisation scheme", choices=INIT_SCHEMES),
-        Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
+        *INIT_PARAMS,
     )
 
     @classmethod

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any, ClassVar, Mapping
 
 from torch import nn
 
+from tunelab_models.naming import NameRegistry
 from tunelab_models.params import Param, resolve_params
 from tunelab_models.signature import DataSignature, Task
 
@@ -32,32 +32,24 @@ class UnknownModelError(ValueError):
     pass
 
 
-_MODELS: dict[str, type[TunableModel]] = {}
+_MODELS: NameRegistry[type[TunableModel]] = NameRegistry(
+    "model", UnknownModelError, alternatives=" or an import path 'package.module:Class'"
+)
 
 
 def register_model(cls: type[TunableModel]) -> type[TunableModel]:
-    if cls.name in _MODELS and _MODELS[cls.name] is not cls:
-        raise ValueError(f"model name {cls.name!r} is already registered")
-    _MODELS[cls.name] = cls
-    return cls
+    return _MODELS.register(cls)
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def get_model(name: str) -> type[TunableModel]:
     """The model class for a registered name or a `package.module:Class` path."""
     if ":" in name:
         return _import_model(name)
-    if name in _MODELS:
-        return _MODELS[name]
-    close = difflib.get_close_matches(name, _MODELS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UnknownModelError(
-        f"unknown model {name!r}{hint}; expected one of {', '.join(model_names())} "
-        "or an import path 'package.module:Class'"
-    )
+    return _MODELS.get(name)
 
 
 def _import_model(path: str) -> type[TunableModel]:
@@ -84,7 +76,7 @@ def resolve_model_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]
 def model_signature(name: str, input_shape: tuple[int, ...], task: Task, num_outputs: int) -> DataSignature:
     """The signature a model is built with: an autoencoder predicts its inputs."""
     cls = get_model(name)
-    if getattr(cls, "learns_inputs", False):
+    if cls.learns_inputs:
         return DataSignature(input_shape, "reconstruction", DataSignature(input_shape, task, num_outputs).num_features)
     return DataSignature(input_shape, task, num_outputs)
 
@@ -93,7 +85,7 @@ def build_model(name: str, params: Mapping[str, Any], signature: DataSignature) 
     cls = get_model(name)
     if signature.task not in cls.tasks:
         raise UnknownModelError(f"model {name!r} does not support {signature.task} data")
-    reason = cls.unsupported_reason(signature.input_shape) if hasattr(cls, "unsupported_reason") else None
+    reason = cls.unsupported_reason(signature.input_shape)
     if reason:
         raise UnknownModelError(f"model {name!r} cannot take inputs of shape {signature.input_shape}: {reason}")
     return cls(signature, **resolve_params(cls.hyperparameters, params))

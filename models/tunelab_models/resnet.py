@@ -7,7 +7,7 @@ from torch import nn
 
 from tunelab_models.activations import ACTIVATIONS, ELEMENTWISE_ACTIVATION_NAMES
 from tunelab_models.cnn import SPATIAL_LAYERS, describe_input, same_padding_conv
-from tunelab_models.initialization import INIT_SCHEMES, initialize_weights
+from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model
 from tunelab_models.signature import DataSignature
@@ -52,8 +52,7 @@ class ResNet(TunableModel):
         Param("skip", bool, True, "identity paths; false gives the same network without them (a plain net)"),
         Param("batch_norm", bool, True, "batch normalisation after each layer, before the activation and the sum"),
         Param("activation", str, "relu", "nonlinearity in the stem and blocks", choices=ELEMENTWISE_ACTIVATION_NAMES),
-        Param("init", str, "default", "weight initialisation scheme", choices=INIT_SCHEMES),
-        Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
+        *INIT_PARAMS,
     )
 
     @classmethod

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tunelab_models.cnn import describe_input
-from tunelab_models.initialization import INIT_SCHEMES, initialize_weights
+from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model
 from tunelab_models.signature import DataSignature
@@ -31,8 +31,7 @@ class RNN(TunableModel):
         Param("dropout", float, 0.0, "drop probability between stacked layers (none when num_layers is 1)",
               low=0.0, high=1.0, high_exclusive=True),
         Param("bidirectional", bool, False, "also read each sequence backwards; the head sees both directions"),
-        Param("init", str, "default", "weight initialisation scheme (recurrent matrices included)", choices=INIT_SCHEMES),
-        Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
+        *INIT_PARAMS,
     )
 
     @classmethod

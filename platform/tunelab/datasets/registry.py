@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Mapping
 
 from tunelab.datasets.base import DataSet, Splits, check_fractions, check_seed, make_splits
 from tunelab.errors import BadInputError
+from tunelab_models.naming import NameRegistry
 from tunelab_models.params import ParamError, resolve_params
 
-_DATASETS: dict[str, type[DataSet]] = {}
+_DATASETS: NameRegistry[type[DataSet]] = NameRegistry("data set", BadInputError)
 
 
 def register(cls: type[DataSet]) -> type[DataSet]:
     """Class decorator: make a data set loadable by its `name`."""
-    if cls.name in _DATASETS and _DATASETS[cls.name] is not cls:
-        raise ValueError(f"data set name {cls.name!r} is already registered")
-    _DATASETS[cls.name] = cls
-    return cls
+    return _DATASETS.register(cls)
 
 
 def dataset_names() -> list[str]:
-    return sorted(_DATASETS)
+    return _DATASETS.names()
 
 
 def get_dataset(name: str) -> type[DataSet]:
-    if name in _DATASETS:
-        return _DATASETS[name]
-    close = difflib.get_close_matches(str(name), _DATASETS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise BadInputError(f"unknown data set {name!r}{hint}; expected one of {', '.join(dataset_names())}")
+    return _DATASETS.get(name)
 
 
 def resolve_dataset_params(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -40,11 +40,11 @@ def validate_spec(spec: Spec, source: str) -> Spec:
     model = _lookup(lambda: get_model(spec.model.name), "model.name", fail)
     _check_options(spec.model, model.hyperparameters, "model", fail)
     # An autoencoder learns its inputs, whatever the data set's labels are.
-    task = "reconstruction" if getattr(model, "learns_inputs", False) else dataset.task
+    task = "reconstruction" if model.learns_inputs else dataset.task
     if task not in model.tasks:
         raise fail("model.name", f"model {spec.model.name!r} does not support {task} data ({spec.dataset.name})")
     input_shape = dataset.input_shape(dataset_options)
-    reason = model.unsupported_reason(input_shape) if hasattr(model, "unsupported_reason") else None
+    reason = model.unsupported_reason(input_shape)
     if reason:
         raise fail("model.name", f"model {spec.model.name!r} cannot take {spec.dataset.name}'s inputs {input_shape}: {reason}")
 
