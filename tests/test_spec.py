@@ -53,6 +53,7 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("unknown model", small_study(model={"name": "mpl"}), "model.name", "did you mean 'mlp'"),
     ("unknown model option", small_study(model={"widht": 3}), "model.widht", "did you mean 'width'"),
     ("bad model option value", small_study(model={"activation": "swish"}), "model.activation", "expected one of"),
+    ("model cannot take the inputs", replaced(model={"name": "rnn"}, search_space={"learning_rate": {"type": "loguniform", "low": 1e-3, "high": 0.1}}), "model.name", "cannot take digits's inputs (1, 8, 8): rnn needs sequence"),
     ("unknown data set", small_study(dataset={"name": "digts"}), "dataset.name", "did you mean 'digits'"),
     ("bad data set option", small_study(dataset={"name": "moons", "noise": -1}), "dataset.noise", "expected a number >= 0"),
     ("fractions leave no training data", small_study(dataset={"validation_fraction": 0.5, "test_fraction": 0.45}), "dataset", "below 0.9"),
