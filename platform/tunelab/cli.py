@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tunelab.errors import BadInputError, TunelabError
+from tunelab.store.layout import DEFAULT_STORAGE
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +29,7 @@ class OutputFormat(str, Enum):
 StorageOption = Annotated[
     Path, typer.Option("--storage", help="Folder that holds the studies.", show_default=True)
 ]
+DEFAULT_STORAGE_PATH = Path(DEFAULT_STORAGE)
 
 
 def echo(line: str) -> None:
@@ -54,14 +56,14 @@ def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML)."
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
-    storage: StorageOption = Path("tunelab-results"),
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
     name: Annotated[Optional[str], typer.Option(help="Study name (default: the file's `name`).")] = None,
     num_samples: Annotated[Optional[int], typer.Option(min=1, help="Number of trials.")] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(min=1, help="Trials running at once.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Searcher seed.")] = None,
 ) -> None:
     """Run a study on this machine (embedded Ray) and print the best trials."""
-    from tunelab.spec import load_spec, parse_spec
+    from tunelab.spec import load_spec
 
     overrides: dict[str, Any] = {}
     if name is not None:
@@ -72,13 +74,10 @@ def run(
         overrides["budget.max_concurrent"] = max_concurrent
     if seed is not None:
         overrides["searcher.seed"] = seed
-    spec = load_spec(file)
-    if overrides:
-        spec = parse_spec(file.read_text(), str(file), overrides)
+    spec = load_spec(file, overrides)
 
-    from tunelab.study import check_storage, run_study
+    from tunelab.study import run_study
 
-    check_storage(storage, spec.name)
     outcome = run_study(spec, storage, echo=echo)
     _print_summary(outcome.paths, spec.objective_mode, top=5)
     echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
@@ -87,7 +86,7 @@ def run(
 @app.command()
 def results(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    storage: StorageOption = Path("tunelab-results"),
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
     top: Annotated[Optional[int], typer.Option(min=1, help="Show only the best N trials.")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="How to print the trials.")] = OutputFormat.table,
 ) -> None:

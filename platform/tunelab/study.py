@@ -20,9 +20,6 @@ from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store_callback import now
 from tunelab.training.plan import StudySetup, TrainingRules
 
-DEFAULT_STORAGE = "tunelab-results"
-
-
 @dataclass(frozen=True)
 class StudyOutcome:
     paths: StudyPaths

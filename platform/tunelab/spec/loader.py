@@ -19,7 +19,8 @@ MAX_VALUES = 10_000
 MAX_FILE_BYTES = 1_000_000
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Read and validate an experiment file; `overrides` maps dotted field paths to values."""
     path = Path(path)
     source = str(path)
     try:
@@ -34,7 +35,7 @@ def load_spec(path: str | Path) -> Spec:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(source, "", "expected UTF-8 text") from None
-    return parse_spec(text, source)
+    return parse_spec(text, source, overrides)
 
 
 def parse_spec(text: str, source: str = "<experiment>", overrides: dict[str, Any] | None = None) -> Spec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_STORAGE = "tunelab-results"  # a folder in the working directory
 STUDY_TABLE = "study.parquet"
 TRIALS_TABLE = "trials.parquet"
 EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
