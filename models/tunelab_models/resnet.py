@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tunelab_models.activations import ACTIVATIONS, ELEMENTWISE_ACTIVATION_NAMES
-from tunelab_models.cnn import SPATIAL_LAYERS, describe_input, same_padding_conv
+from tunelab_models.layers import SPATIAL_LAYERS, describe_input, same_padding_conv
 from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model

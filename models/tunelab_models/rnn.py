@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.cnn import describe_input
+from tunelab_models.layers import describe_input
 from tunelab_models.initialization import INIT_PARAMS, initialize_weights
 from tunelab_models.params import Param
 from tunelab_models.registry import TunableModel, register_model
