@@ -25,3 +25,14 @@ class FragileMLP(TunableModel):
         if self.width == 13:
             raise RuntimeError("width 13 is unlucky")
         return self.layers(x)
+
+
+class FlakyMLP(FragileMLP):
+    """Fails only when trained with seed 2: one retraining round out of several fails."""
+
+    name = "flaky_mlp"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.initial_seed() == 2:
+            raise RuntimeError("seed 2 is unlucky")
+        return self.layers(x)

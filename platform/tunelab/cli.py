@@ -108,6 +108,34 @@ def results(
         typer.echo(table.to_json(orient="records", indent=2))
 
 
+class BiasVarMethod(str, Enum):
+    bootstrap = "bootstrap"
+    seeds = "seeds"
+
+
+@app.command()
+def biasvar(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    top: Annotated[Optional[int], typer.Option(min=1, help="Decompose the best K trials (default 3).")] = None,
+    trial: Annotated[Optional[list[str]], typer.Option("--trial", help="A trial id or number; repeat for several.")] = None,
+    rounds: Annotated[int, typer.Option(min=2, max=1000, help="Retrainings per trial.")] = 10,
+    method: Annotated[BiasVarMethod, typer.Option(help="bootstrap: resampled training sets; seeds: one training set, new seeds.")] = BiasVarMethod.bootstrap,
+    learning_curve: Annotated[bool, typer.Option(help="Also train on 10/25/50/100 % of the training split.")] = True,
+) -> None:
+    """Bias–variance decomposition of a study's best trials, stored beside the study."""
+    from tunelab.biasvar.runner import run_biasvar
+
+    if trial and top:
+        raise BadInputError("give either --top or --trial, not both")
+    table = run_biasvar(storage, study, trial_ids=trial, top=top or (None if trial else 3), rounds=rounds,
+                        method=method.value, learning_curve=learning_curve, echo=echo)
+    from tunelab.biasvar.decomposition import describe
+
+    for row in table.to_dict("records"):
+        echo(f"trial {row['trial_number']}: {describe(row)}")
+
+
 def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -132,6 +160,35 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
         best = table.iloc[0]
         echo(f"best trial: {best['trial']} with {study['objective_metric']} {format_value(best['objective'])}")
     echo(f"results: {paths.root}")
+
+
+@app.command()
+def dashboard(
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; the default keeps the dashboard to this machine.")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the Streamlit dashboard over a results folder (live while a study runs)."""
+    import importlib.util
+    import os
+
+    if not storage.is_dir():
+        raise BadInputError(f"storage {storage}: no such folder; run a study first or pass --storage DIR")
+    found = importlib.util.find_spec("tunelab_dashboard")
+    if found is None or found.origin is None:
+        raise TunelabError("the dashboard is not installed with this tunelab; reinstall it (make setup)")
+    app_script = Path(found.origin).with_name("app.py")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_script),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    echo(f"dashboard for {storage.resolve()} at http://{host}:{port} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    # Become the server rather than wrap it: Ctrl-C and a signal to this process reach it directly.
+    os.execve(sys.executable, command, {**os.environ, "TUNELAB_STORAGE": str(storage.resolve())})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -169,6 +169,12 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     finally:
         writer.flush()
         writer.update_study(status=status, finished_at=now())
+    if spec.biasvar is not None:
+        from tunelab.biasvar.runner import run_biasvar
+
+        asked = spec.biasvar
+        run_biasvar(paths.root.parent, spec.name, top=asked.top, rounds=asked.rounds, method=asked.method,
+                    learning_curve=asked.learning_curve, echo=echo)
     return StudyOutcome(paths, writer.trials(), time.monotonic() - started, ray_start_seconds)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -78,6 +78,15 @@ class Budget(StrictModel):
     time_budget_s: float | None = Field(default=None, gt=0)
 
 
+class BiasVarSpec(StrictModel):
+    """Run `tunelab biasvar` on the best trials when the study ends."""
+
+    top: int = Field(default=3, ge=1)
+    rounds: int = Field(default=10, ge=2, le=1000)
+    method: Literal["bootstrap", "seeds"] = "bootstrap"
+    learning_curve: bool = True
+
+
 class Resources(StrictModel):
     cpu: float = Field(default=1, gt=0)
     gpu: float = Field(default=0, ge=0)
@@ -95,6 +104,7 @@ class Spec(StrictModel):
     scheduler: SchedulerSpec = SchedulerSpec()
     budget: Budget = Budget()
     resources: Resources = Resources()
+    biasvar: BiasVarSpec | None = None
 
     _shorthand = field_validator("dataset", "model", "searcher", "scheduler", mode="before")(_name_shorthand)
 

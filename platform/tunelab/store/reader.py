@@ -23,7 +23,7 @@ class StudyTables:
 
 
 def read_study(paths: StudyPaths) -> dict[str, Any]:
-    frame = _read(paths.study)
+    frame = read_table(paths.study)
     if len(frame) != 1:
         raise StoreError(f"{paths.study}: expected one study row, found {len(frame)}")
     return frame.iloc[0].to_dict()
@@ -32,7 +32,7 @@ def read_study(paths: StudyPaths) -> dict[str, Any]:
 def read_trials(paths: StudyPaths) -> pd.DataFrame:
     if not paths.trials.exists():
         return pd.DataFrame({"trial_id": pd.Series(dtype=str)})
-    return _read(paths.trials)
+    return read_table(paths.trials)
 
 
 def read_epochs(paths: StudyPaths) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def read_epochs(paths: StudyPaths) -> pd.DataFrame:
     for _ in range(3):
         parts = paths.epoch_parts()
         try:
-            frames = [_read(part) for part in parts]
+            frames = [read_table(part) for part in parts]
             break
         except FileNotFoundError:
             continue  # the writer compacted the parts while we read: list them again
@@ -59,7 +59,7 @@ def read_study_tables(paths: StudyPaths) -> StudyTables:
     return StudyTables(study=read_study(paths), trials=read_trials(paths), epochs=read_epochs(paths))
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
     try:
         # Read through one open handle: given a path, pyarrow opens the file more than once,
         # and a writer's atomic rename in between mixes two versions ("Page was smaller...").

@@ -29,6 +29,13 @@ OnEpoch = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
 
 
+@dataclass(frozen=True)
+class TrialResult:
+    metrics: dict[str, Any]  # the last epoch's report
+    model: torch.nn.Module  # as trained, in eval mode, on the training device
+    task: TrainingTask
+
+
 @dataclass
 class BestTracker:
     """Best value of one metric so far, and how many epochs since it improved."""
@@ -62,8 +69,8 @@ class BestTracker:
         self.epochs_without_improvement = int(state["epochs_without_improvement"])
 
 
-def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the trial to its end; return the last epoch's metrics."""
+def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[str, Any] | None = None) -> TrialResult:
+    """Run the trial to its end; return its last report and the trained model."""
     device = torch.device(plan.device)
     rules = plan.rules
     torch.manual_seed(rules.seed)
@@ -175,7 +182,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         on_epoch(metrics, state)
         if end:
             break
-    return metrics
+    model.eval()
+    return TrialResult(metrics, model, task)
 
 
 def final_evaluation(

@@ -1,0 +1,178 @@
+"""`tunelab biasvar`: retrain chosen trials of a stored study as parallel Ray tasks and store
+their bias–variance decomposition (and learning curves) beside the study's tables."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from tunelab.biasvar.engine import LEARNING_CURVE_FRACTIONS, decompose, fixed_length, learning_curve_point, train_round
+from tunelab.biasvar.table import write_decompositions, write_learning_curves
+from tunelab.errors import BadInputError
+from tunelab.spec import Spec, parse_spec
+from tunelab.store import StudyPaths, read_study, read_trials
+from tunelab.summary import param_columns, rank_trials
+from tunelab.training.plan import TrialPlan
+
+# A decomposition needs several rounds; below this a trial's failed rounds void it.
+MIN_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class ChosenTrial:
+    trial_id: str
+    trial_number: int
+    plan: TrialPlan
+    params: dict[str, Any]
+
+
+def choose_trials(
+    spec: Spec, trials: pd.DataFrame, study: str, trial_ids: list[str] | None, top: int | None
+) -> list[ChosenTrial]:
+    """The trials to decompose: the named ones, or the best `top` by objective."""
+    from tunelab.study import study_setup
+
+    if trial_ids:
+        known = set(trials["trial_id"]) if "trial_id" in trials else set()
+        by_number = {str(n): t for n, t in zip(trials.get("trial_number", []), trials.get("trial_id", []))}
+        resolved = [by_number.get(t, t) for t in trial_ids]
+        missing = [t for t, r in zip(trial_ids, resolved) if r not in known]
+        if missing:
+            raise BadInputError(f"study {study!r} has no trial {missing[0]!r}; give a trial id or number from `tunelab results {study}`")
+        rows = trials.set_index("trial_id").loc[resolved].reset_index()
+    else:
+        finished = trials[trials.get("best_epoch", pd.Series(dtype=float)).fillna(0) > 0] if not trials.empty else trials
+        rows = rank_trials(finished, spec.objective_mode).head(top or 1)
+        if rows.empty:
+            raise BadInputError(f"study {study!r} has no trial with a result yet")
+    setup = study_setup(spec)
+    chosen = []
+    for row in rows.to_dict("records"):
+        params = {c.removeprefix("param_"): row[c] for c in param_columns(rows) if not _missing(row[c])}
+        epochs = int(row.get("best_epoch") or row.get("stop_epoch") or spec.train.max_epochs)
+        chosen.append(ChosenTrial(row["trial_id"], int(row["trial_number"]), fixed_length(setup.plan_for(params), epochs), params))
+    return chosen
+
+
+def run_biasvar(
+    storage: Path,
+    study: str,
+    trial_ids: list[str] | None = None,
+    top: int | None = None,
+    rounds: int = 10,
+    method: str = "bootstrap",
+    learning_curve: bool = True,
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Decompose the chosen trials' test error; return the rows written to `biasvar.parquet`."""
+    paths = StudyPaths.of(storage, study)
+    if not paths.exists():
+        raise BadInputError(f"no study {study!r} in {storage}")
+    spec = parse_spec(read_study(paths)["spec_yaml"], f"{paths.study} (spec_yaml)")
+    chosen = choose_trials(spec, read_trials(paths), study, trial_ids, top)
+
+    import ray
+
+    from tunelab.study import load_study_data, start_ray
+
+    data = load_study_data(spec)
+    start_ray()
+    data_ref = ray.put(data)
+    remote = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
+    round_task = remote(_round_on_device)
+    curve_task = remote(_curve_on_device)
+    device_wanted = spec.resources.gpu > 0
+
+    started = time.monotonic()
+    pending: dict[Any, tuple[str, ChosenTrial, Any]] = {}
+    for trial in chosen:
+        for index in range(rounds):
+            pending[round_task.remote(trial.plan, data_ref, method, index, device_wanted)] = ("round", trial, index)
+        if learning_curve:
+            for fraction in LEARNING_CURVE_FRACTIONS:
+                pending[curve_task.remote(trial.plan, data_ref, fraction, device_wanted)] = ("curve", trial, fraction)
+    echo(f"biasvar {study}: {len(chosen)} trial(s) × {rounds} {method} rounds"
+         f"{f' + {len(LEARNING_CURVE_FRACTIONS)} learning-curve points' if learning_curve else ''} → {len(pending)} Ray tasks")
+
+    outputs: dict[str, list[np.ndarray]] = {t.trial_id: [] for t in chosen}
+    failures: dict[str, list[str]] = {t.trial_id: [] for t in chosen}
+    curves: list[dict[str, Any]] = []
+    total = len(pending)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        kind, trial, what = pending.pop(done[0])
+        try:
+            value = ray.get(done[0])
+        except Exception as exc:  # a failed round is reported and left out, never stored
+            failures[trial.trial_id].append(f"{kind} {what}: {_last_line(exc)}")
+            echo(f"[{time.monotonic() - started:6.1f}s] trial {trial.trial_number} {kind} {what} failed: {_last_line(exc)}")
+            continue
+        if kind == "round":
+            outputs[trial.trial_id].append(value)
+        else:
+            curves.append({"trial_id": trial.trial_id, "trial_number": trial.trial_number, **value})
+        echo(f"[{time.monotonic() - started:6.1f}s] {total - len(pending)}/{total} done (trial {trial.trial_number} {kind} {what})")
+
+    rows = []
+    for trial in chosen:
+        if len(outputs[trial.trial_id]) < MIN_ROUNDS:
+            echo(f"trial {trial.trial_number}: only {len(outputs[trial.trial_id])} round(s) succeeded; nothing stored for it")
+            continue
+        result = decompose(outputs[trial.trial_id], data, _task_of(spec, data))
+        rows.append({
+            "trial_id": trial.trial_id,
+            "trial_number": trial.trial_number,
+            "method": method,
+            "failed_rounds": len([f for f in failures[trial.trial_id] if f.startswith("round")]),
+            "epochs": trial.plan.rules.max_epochs,
+            **result.as_row(),
+            **{f"param_{name}": value for name, value in trial.params.items()},
+            "created_at": datetime.now(timezone.utc),
+        })
+    table = pd.DataFrame(rows)
+    if rows:
+        write_decompositions(paths, table)
+    if curves:
+        write_learning_curves(paths, pd.DataFrame(curves))
+    echo(f"wrote {len(rows)} decomposition(s) to {paths.root / 'biasvar.parquet'}")
+    return table
+
+
+def _round_on_device(plan: TrialPlan, data: Any, method: str, index: int, gpu: bool) -> np.ndarray:
+    return train_round(_on_device(plan, gpu), data, method, index)
+
+
+def _curve_on_device(plan: TrialPlan, data: Any, fraction: float, gpu: bool) -> dict[str, Any]:
+    return learning_curve_point(_on_device(plan, gpu), data, fraction)
+
+
+def _on_device(plan: TrialPlan, gpu: bool) -> TrialPlan:
+    import dataclasses
+
+    import torch
+
+    torch.set_num_threads(1)
+    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+    return dataclasses.replace(plan, device=device)
+
+
+def _task_of(spec: Spec, data: Any) -> str:
+    from tunelab_models import get_model
+
+    return "reconstruction" if get_model(spec.model.name).learns_inputs else data.task
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
