@@ -13,10 +13,10 @@ from ray.tune.experiment import Trial
 
 from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, ended_status
 from tunelab.store import StudyWriter
+from tunelab.store.layout import PARAM_PREFIX
 
 # Rows reach disk at least this often, so a live dashboard lags by seconds, not minutes.
 FLUSH_EVERY_S = 2.0
-PARAM_PREFIX = "param_"
 
 
 def now() -> datetime:

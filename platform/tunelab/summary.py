@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from tunelab.store_callback import PARAM_PREFIX
+from tunelab.store.layout import PARAM_PREFIX
 
 SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch"]
 # Test figures of the best epoch; a task shows the ones it has (accuracy or R², and loss).
@@ -27,14 +27,15 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
     return [column for column in trials.columns if column.startswith(PARAM_PREFIX)]
 
 
-def summary_table(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd.DataFrame:
-    """The columns a person reads: rank order, how each trial ended, its parameters."""
+def summary_table(trials: pd.DataFrame, mode: str, top: int | None = None, with_trial_id: bool = False) -> pd.DataFrame:
+    """The columns a person reads: rank order, how each trial ended, its parameters
+    (and, for tables a program selects rows from, the trial id last)."""
     ranked = rank_trials(trials, mode)
     if top is not None:
         ranked = ranked.head(top)
     test_columns = [c for c in TEST_COLUMNS if c in ranked and ranked[c].notna().any()]
-    columns = [c for c in SUMMARY_COLUMNS if c in ranked] + test_columns + param_columns(ranked)
-    table = ranked[columns].rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
+    columns = SUMMARY_COLUMNS + test_columns + param_columns(ranked) + (["trial_id"] if with_trial_id else [])
+    table = ranked.reindex(columns=columns).rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
     return table.rename(columns={"trial_number": "trial", **TEST_COLUMNS})
 
 

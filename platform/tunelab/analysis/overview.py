@@ -7,14 +7,9 @@ import math
 import pandas as pd
 
 from tunelab.store import StudyTables
+from tunelab.store.layout import PARAM_PREFIX
+from tunelab.summary import summary_table
 
-# The store's prefix for searched parameters. Defined here, not imported from
-# tunelab.store_callback, because that module imports Ray and analysis must not.
-PARAM_PREFIX = "param_"
-# The columns of tunelab.summary.summary_table, rebuilt here for the same reason
-# (tunelab.summary imports tunelab.store_callback).
-SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch"]
-TEST_COLUMNS = {"final_test_acc": "test_acc", "final_test_r2": "test_r2", "final_test_loss": "test_loss"}
 HISTORY_COLUMNS = ["trial_number", "status", "objective", "running_best"]
 
 
@@ -67,12 +62,7 @@ def optimisation_history(tables: StudyTables) -> pd.DataFrame:
 def trial_table(tables: StudyTables) -> pd.DataFrame:
     """Every trial, best first: what `tunelab.summary.summary_table(trials, mode)` shows,
     plus `trial_id` as the last column so a selection can be passed to `compare_*`."""
-    trials = _ranked(tables.trials, objective_mode(tables))
-    test_columns = [c for c in TEST_COLUMNS if c in trials and trials[c].notna().any()]
-    param_columns = [c for c in trials.columns if c.startswith(PARAM_PREFIX)]
-    table = trials.reindex(columns=SUMMARY_COLUMNS + test_columns + param_columns + ["trial_id"])
-    table = table.rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
-    return table.rename(columns={"trial_number": "trial", **TEST_COLUMNS})
+    return summary_table(tables.trials, objective_mode(tables), with_trial_id=True)
 
 
 def filter_trials(
@@ -94,12 +84,3 @@ def filter_trials(
         values = pd.to_numeric(table[name], errors="coerce")
         keep &= values.between(low, high).fillna(False)
     return table[keep]
-
-
-def _ranked(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Best first by objective; trials without a finite one (running, diverged) last."""
-    if trials.empty or "objective" not in trials:
-        return trials
-    objective = finite_numbers(trials["objective"])
-    ranked = trials[objective.notna()].sort_values("objective", ascending=(mode == "min"), kind="stable")
-    return pd.concat([ranked, trials[objective.isna()]], ignore_index=True)

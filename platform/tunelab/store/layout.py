@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEFAULT_STORAGE = "tunelab-results"  # a folder in the working directory
 STUDY_TABLE = "study.parquet"
+PARAM_PREFIX = "param_"  # trials-table columns of searched parameters: param_learning_rate, ...
 TRIALS_TABLE = "trials.parquet"
 EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
 
