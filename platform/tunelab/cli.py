@@ -136,6 +136,84 @@ def biasvar(
         echo(f"trial {row['trial_number']}: {describe(row)}")
 
 
+AddressOption = Annotated[
+    Optional[str], typer.Option("--address", help="The head's Jobs API, e.g. http://HEAD:8265 (default: RAY_ADDRESS or local).")
+]
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    address: AddressOption = None,
+    storage: Annotated[str, typer.Option(help="Results folder or URI on the cluster, reachable by every node.")] = "/tmp/tunelab-results",
+    name: Annotated[Optional[str], typer.Option(help="Study name (default: the file's `name`).")] = None,
+    follow: Annotated[bool, typer.Option(help="Stream the job's logs until it ends.")] = False,
+    ship_code: Annotated[bool, typer.Option(help="Upload this tunelab; off when the cluster's image has it.")] = True,
+    python: Annotated[str, typer.Option(help="Python interpreter on the cluster.")] = "python",
+) -> None:
+    """Run a study on a Ray cluster through the Jobs API."""
+    from tunelab.cluster.jobs import follow_logs
+    from tunelab.cluster.submit import submit_study
+    from tunelab.spec import load_spec
+
+    spec = load_spec(file, {"name": name} if name else None)
+    job_id, where = submit_study(file, spec, address, storage, spec.name, ship_code, python)
+    echo(f"submitted study {spec.name!r} as job {job_id} to {where}")
+    echo(f"follow it with: tunelab jobs logs {job_id} --follow --address {where}")
+    if follow:
+        status = follow_logs(where, job_id, lambda chunk: typer.echo(chunk, nl=False))
+        echo(f"job {job_id}: {status}")
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
+jobs_app = typer.Typer(help="Follow studies submitted to a Ray cluster.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+def jobs_list(address: AddressOption = None) -> None:
+    """Every job on the cluster, newest first."""
+    from tunelab.cluster.jobs import list_jobs
+
+    for job in list_jobs(address):
+        echo(f"{job['job_id']}  {job['status']:<9}  {job['started']}  {job['study'] or job['entrypoint'][:60]}")
+
+
+@jobs_app.command("status")
+def jobs_status(job_id: Annotated[str, typer.Argument(help="Job id.")], address: AddressOption = None) -> None:
+    """One job's status."""
+    from tunelab.cluster.jobs import job_status
+
+    job = job_status(address, job_id)
+    echo(f"{job['job_id']}: {job['status']}  study {job['study'] or '—'}  started {job['started']}"
+         f"{'  ended ' + job['ended'] if job['ended'] else ''}{'  ' + job['message'] if job['message'] else ''}")
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    address: AddressOption = None,
+    follow: Annotated[bool, typer.Option(help="Keep streaming until the job ends.")] = False,
+) -> None:
+    """A job's output."""
+    from tunelab.cluster.jobs import follow_logs, job_logs
+
+    if follow:
+        follow_logs(address, job_id, lambda chunk: typer.echo(chunk, nl=False))
+    else:
+        typer.echo(job_logs(address, job_id), nl=False)
+
+
+@jobs_app.command("stop")
+def jobs_stop(job_id: Annotated[str, typer.Argument(help="Job id.")], address: AddressOption = None) -> None:
+    """Ask the cluster to stop a job."""
+    from tunelab.cluster.jobs import stop_job
+
+    stopped = stop_job(address, job_id)
+    echo(f"job {job_id}: {'stop requested' if stopped else 'already finished'}")
+
+
 def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -193,7 +271,8 @@ def dashboard(
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False, prog_name="tunelab")
+        # Without standalone mode, an Exit's code is returned rather than raised.
+        code = app(args=argv, standalone_mode=False, prog_name="tunelab")
     except typer.TyperException as exc:  # bad command-line usage (typer's vendored click)
         if exc.exit_code == 0 or type(exc).__name__ == "NoArgsIsHelpError":
             ctx = getattr(exc, "ctx", None)
@@ -208,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("tunelab: interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -197,8 +197,13 @@ def start_ray() -> None:
     quiet_ray_logs()
     if ray.is_initialized():
         return
+    cluster = os.environ.get("RAY_ADDRESS", "")
+    if cluster and not cluster.startswith(("http://", "https://")):
+        # Inside a Ray job (tunelab submit, a KubeRay RayJob): join the cluster it runs on.
+        ray.init(address=cluster, logging_level=logging.WARNING, configure_logging=True)
+        return
     ray.init(
-        address=os.environ.get("RAY_ADDRESS") or "local",
+        address="local",
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
         logging_level=logging.WARNING,
