@@ -58,6 +58,8 @@ class StoreCallback(Callback):
             best_epoch=int(result.get("best_epoch", 0)),
             **{f"final_{name}": _number(result.get(name)) for name in FINAL_METRICS},
         )
+        if "node_id" in result and "node_id" not in self.writer.trial(trial.trial_id):
+            self.writer.update_trial(trial.trial_id, node_id=result["node_id"], gpu_ids=result.get("gpu_ids", ""))
         if "test_confusion" in result:  # JSON text: rows are true classes, columns predictions
             self.writer.update_trial(trial.trial_id, test_confusion=result["test_confusion"])
         self._flush_if_due()

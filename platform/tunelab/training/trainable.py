@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -25,8 +26,11 @@ def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup) -
     torch.set_num_threads(max(1, int(setup.cpus_per_trial)))
     device = "cuda" if setup.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
     plan = setup.plan_for(config, device=device)
+    # Where the trial runs: which node, and the GPU ids Ray gave it (it sees only those).
+    placement = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        metrics = {**metrics, **placement}
         if state is None:
             tune.report(metrics)
             return

@@ -1,0 +1,55 @@
+"""A study on a head plus two worker nodes with logical GPUs, all on this machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import small_study
+from tunelab.store import StudyPaths, read_study, read_trials
+
+pytestmark = pytest.mark.ray
+
+
+def overlaps(trials: pd.DataFrame) -> int:
+    """The largest number of trials running at the same moment."""
+    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["finished_at"]])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_half_gpu_trials_spread_over_both_workers_up_to_the_gpu_slots(tmp_path: Path) -> None:
+    # A GPU is mocked here: the workers declare logical GPUs, which Ray schedules and
+    # assigns ids for exactly as for real ones; trials then train on the CPU.
+    document = small_study(
+        name="multinode",
+        train={"max_epochs": 30, "early_stopping": {"patience": None}},
+        budget={"num_samples": 8, "max_concurrent": 8},
+        resources={"cpu": 0.5, "gpu": 0.5},
+    )
+    document["scheduler"] = "none"
+    spec = tmp_path / "multinode.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("multinode_study.py")), str(spec), str(tmp_path / "store")],
+        capture_output=True, text=True, timeout=600, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    paths = StudyPaths.of(tmp_path / "store", "multinode")
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed" and len(trials) == 8
+    assert trials["node_id"].nunique() == 2, "trials ran on both worker nodes"
+    assert (trials["gpu_ids"].str.split(",").map(len) == 1).all(), "each trial sees exactly one GPU id"
+    # Two GPUs at 0.5 each: at most four trials at once, and more than one node's worth at a time.
+    assert 2 < overlaps(trials) <= 4
