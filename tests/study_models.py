@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from tunelab_models import DataSignature, Param, TunableModel
@@ -35,4 +37,25 @@ class FlakyMLP(FragileMLP):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.initial_seed() == 2:
             raise RuntimeError("seed 2 is unlucky")
+        return self.layers(x)
+
+
+class FailOnceMLP(FragileMLP):
+    """Raises once, mid-training, in the first process that trains it; a retry succeeds.
+
+    `marker` is a file: absent means "not failed yet". Created just before raising."""
+
+    name = "fail_once_mlp"
+    hyperparameters = (*FragileMLP.hyperparameters, Param("marker", str, "", "file that records the failure"))
+
+    def __init__(self, signature: DataSignature, width: int, marker: str) -> None:
+        super().__init__(signature, width)
+        self.marker = marker
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.training and self.calls > 40 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise RuntimeError("simulated crash in the middle of training")
         return self.layers(x)

@@ -211,3 +211,33 @@ def test_a_trial_that_raises_is_errored_with_its_message_and_the_study_goes_on(r
     assert "RuntimeError: width 13 is unlucky" in trials.loc[13, "error"]
     assert {trials.loc[8, "status"], trials.loc[21, "status"]} <= {"completed", "early_stopped_patience"}
     assert read_study(outcome.paths)["status"] == "completed"
+
+
+def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_and_completes(ray_runtime: None, tmp_path: Path) -> None:
+    marker = tmp_path / "failed-once"
+    document = small_study(name="retry", budget={"num_samples": 1, "max_concurrent": 1, "max_failures": 1})
+    document["model"] = {"name": "study_models:FailOnceMLP", "marker": str(marker)}
+    document["search_space"] = {"width": {"type": "choice", "values": [16]}}
+    document["scheduler"] = "none"
+    document["train"] = {"max_epochs": 5, "early_stopping": {"patience": None}, "batch_size": 64}
+    outcome = run_study(parse_spec(yaml.safe_dump(document), "retry.yaml"), tmp_path, echo=lambda line: None)
+
+    assert marker.exists(), "the trial did fail once"
+    trial = read_trials(outcome.paths).iloc[0]
+    assert trial["status"] == "completed" and trial["retries"] == 1
+    assert "simulated crash in the middle of training" in trial["error"]
+    epochs = read_epochs(outcome.paths)
+    assert list(epochs["epoch"]) == [1, 2, 3, 4, 5], "no epoch lost or stored twice"
+    # It crashed in epoch 3 and resumed from the epoch-2 checkpoint: no epoch ran twice.
+    assert pd.isna(trial.get("rerun_epochs")) or trial["rerun_epochs"] == 0
+
+
+def test_a_trial_that_keeps_failing_is_errored_after_its_retries(ray_runtime: None, tmp_path: Path) -> None:
+    document = small_study(name="noretry", budget={"num_samples": 1, "max_concurrent": 1, "max_failures": 2})
+    document["model"] = {"name": "study_models:FragileMLP", "width": 13}
+    document["search_space"] = {"learning_rate": {"type": "choice", "values": [0.01]}}
+    document["scheduler"] = "none"
+    outcome = run_study(parse_spec(yaml.safe_dump(document), "noretry.yaml"), tmp_path, echo=lambda line: None)
+    trial = read_trials(outcome.paths).iloc[0]
+    assert trial["status"] == "errored" and trial["retries"] == 2
+    assert "RuntimeError: width 13 is unlucky" in trial["error"]

@@ -32,6 +32,7 @@ class StoreCallback(Callback):
         # Ray's trial ids are random: number trials in the order they start (1, 2, ...),
         # continuing after the trials the store already has.
         self._numbers = {row["trial_id"]: int(row["trial_number"]) for row in writer.trials() if "trial_number" in row}
+        self._highest_epoch = {row["trial_id"]: int(row.get("epochs", 0) or 0) for row in writer.trials()}
 
     def trial_number(self, trial_id: str) -> int:
         if trial_id not in self._numbers:
@@ -51,6 +52,12 @@ class StoreCallback(Callback):
         row.update({name: _number(result.get(name)) for name in EPOCH_METRICS})
         row["time_total_s"] = _number(result.get("time_total_s"))
         self.writer.add_epoch(row)
+        highest = self._highest_epoch.get(trial.trial_id, 0)
+        if epoch <= highest:
+            # Reported before: a retried or resumed trial went back to an older checkpoint.
+            reruns = int(self.writer.trial(trial.trial_id).get("rerun_epochs", 0) or 0) + 1
+            self.writer.update_trial(trial.trial_id, rerun_epochs=reruns)
+        self._highest_epoch[trial.trial_id] = max(highest, epoch)
         self.writer.update_trial(
             trial.trial_id,
             epochs=epoch,
@@ -75,6 +82,12 @@ class StoreCallback(Callback):
             None: f"stopped by the {self.scheduler_name} scheduler at epoch {stop_epoch}",
         }
         self._finish(trial, status=ended_status(last), stop_epoch=stop_epoch, stop_reason=reasons.get(end, end))
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """A failed trial restarts from its last checkpoint; count it and keep the reason."""
+        retries = int(self.writer.trial(trial.trial_id).get("retries", 0) or 0) + 1
+        self.writer.update_trial(trial.trial_id, status="running", retries=retries, error=_error_message(trial))
+        self.writer.flush()
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = trial.last_result or {}

@@ -155,7 +155,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store.trial_number)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
             verbose=0,
         ),
     )

@@ -76,6 +76,9 @@ class Budget(StrictModel):
     # None: as many as the machine's CPUs and GPUs allow.
     max_concurrent: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
+    # A trial that raises is restarted from its last checkpoint this many times before it is
+    # recorded as errored (a diverged trial ended on its own and is never retried).
+    max_failures: int = Field(default=1, ge=0, le=100)
 
 
 class BiasVarSpec(StrictModel):
