@@ -1,0 +1,57 @@
+"""Bias & variance: where each trial sits between underfitting and overfitting, what to do
+about it, a validation curve per hyperparameter, and the decomposition where one exists."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tunelab import analysis
+from tunelab.errors import StoreError
+from tunelab_dashboard import charts, loaders, session, views
+
+name, tables = session.open_chosen_study()
+session.study_header(f"Bias & variance — {name}", tables)
+storage = session.storage_root()
+
+st.subheader("Fit per trial")
+with st.expander("Thresholds"):
+    st.caption(
+        "By default a trial has high bias when its training error exceeds the lowest validation error of the "
+        "study, and high variance when its gap does (relative to what the best trial achieved). Set your own "
+        "to judge against a target error."
+    )
+    custom = st.toggle("Use my own thresholds", key="custom_thresholds")
+    columns = st.columns(2)
+    bias_threshold = columns[0].number_input("Training error above", min_value=0.0, value=0.05, format="%.4f", disabled=not custom)
+    variance_threshold = columns[1].number_input("Gap above", min_value=0.0, value=0.05, format="%.4f", disabled=not custom)
+thresholds = (bias_threshold, variance_threshold) if custom else None
+diagnosis = analysis.fit_diagnosis(tables, *(thresholds or (None, None)))
+if diagnosis.empty:
+    st.info("No trial has a training and validation error yet: this fills in after the first epochs.")
+else:
+    st.plotly_chart(charts.fit_map(diagnosis, thresholds))
+    st.dataframe(views.regions_table(diagnosis, analysis.REMEDIES), hide_index=True)
+
+st.subheader("Validation curve")
+params = [column.removeprefix("param_") for column in tables.trials.columns if column.startswith("param_")]
+if not params:
+    st.info("This study has no searched parameters yet.")
+else:
+    param = st.selectbox("Hyperparameter", params, key="validation_curve_param")
+    curve = analysis.validation_curve(tables, param)
+    if curve.empty:
+        st.info(f"No trial with a value of {param} has reported an epoch yet.")
+    else:
+        st.plotly_chart(charts.validation_curve(curve, param))
+        st.caption("Mean error at each trial's best epoch; many distinct values are grouped into quantile bins.")
+
+st.subheader("Bias–variance decomposition")
+try:
+    table = loaders.decomposition(storage, name, loaders.study_revision(storage, name))
+except StoreError as exc:
+    st.error(str(exc))
+else:
+    if table is None:
+        st.info("No decomposition for this study yet: `tunelab biasvar` (a later issue) will fill this table.")
+    else:
+        st.dataframe(table, hide_index=True)

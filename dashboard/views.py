@@ -1,0 +1,126 @@
+"""Tables shaped for reading: column names a person understands, values formatted once.
+
+Presentation only; what the numbers mean is computed in `tunelab.analysis`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+# How each trial ended, in words (the store's status names are terse).
+STATUS_LABELS = {
+    "completed": "completed",
+    "stopped_early": "stopped by scheduler",
+    "early_stopped_patience": "stopped by patience",
+    "diverged": "diverged",
+    "errored": "errored",
+    "interrupted": "interrupted",
+    "running": "running",
+}
+# Trial-table columns that are not parameters.
+RESULT_COLUMNS = {"trial", "status", "objective", "best_epoch", "stop_epoch", "test_acc", "test_r2", "test_loss", "trial_id"}
+
+
+def status_label(status: Any) -> str:
+    return STATUS_LABELS.get(str(status), str(status))
+
+
+def duration_text(seconds: Any) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    minutes, secs = divmod(int(round(float(seconds))), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def value_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def studies_view(summaries: pd.DataFrame) -> pd.DataFrame:
+    """One row per study: how far it got and how its trials ended."""
+    seen = summaries["trials_seen"].fillna(0).astype(int)
+    running = summaries["trials_running"].fillna(0).astype(int)
+    planned = summaries["trials_planned"]
+    return pd.DataFrame(
+        {
+            "study": summaries["name"],
+            "status": [
+                "unreadable" if isinstance(error, str) else str(status)
+                for status, error in zip(summaries["status"], summaries["error"])
+            ],
+            "done": [
+                f"{s - r} / {int(p)}" if not pd.isna(p) else str(s - r) for s, r, p in zip(seen, running, planned)
+            ],
+            "running": running,
+            "stopped by scheduler": summaries["trials_stopped_early"].fillna(0).astype(int),
+            "stopped by patience": summaries["trials_patience"].fillna(0).astype(int),
+            "diverged": summaries["trials_diverged"].fillna(0).astype(int),
+            "errored": summaries["trials_errored"].fillna(0).astype(int),
+            "best objective": [
+                f"{value_text(best)} ({metric})" if isinstance(metric, str) else "—"
+                for best, metric in zip(summaries["best_objective"], summaries["objective_metric"])
+            ],
+            "duration": summaries["duration_s"].map(duration_text),
+            "started": pd.to_datetime(summaries["started_at"], utc=True, errors="coerce").dt.strftime("%Y-%m-%d %H:%M"),
+        }
+    )
+
+
+def param_columns(table: pd.DataFrame) -> list[str]:
+    return [column for column in table.columns if column not in RESULT_COLUMNS]
+
+
+def numeric_ranges(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """The span of each numeric parameter that takes more than one value: slider bounds."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for name in param_columns(table):
+        values = pd.to_numeric(table[name], errors="coerce").dropna()
+        if pd.api.types.is_bool_dtype(table[name]) or values.nunique() < 2 or len(values) < len(table[name].dropna()):
+            continue
+        ranges[name] = (float(values.min()), float(values.max()))
+    return ranges
+
+
+def key_value_table(row: pd.Series, prefix: str, heading: str) -> pd.DataFrame:
+    """The row's fields named `prefix…` that have a value, as (name without prefix, value)."""
+    names = [name for name in row.index if name.startswith(prefix) and value_text(row[name]) != "—"]
+    return pd.DataFrame(
+        {heading: [name.removeprefix(prefix) for name in names], "value": [value_text(row[name]) for name in names]}
+    )
+
+
+def trial_choice_label(trial: Mapping[str, Any]) -> str:
+    return f"trial {int(trial['trial_number'])} — {status_label(trial['status'])}"
+
+
+def displayable(table: pd.DataFrame) -> pd.DataFrame:
+    """Mixed-type columns (a param that is 32 or "full", a comparison's status and numbers) as
+    text, which Arrow can show; numeric columns stay numbers so they sort as numbers."""
+    shown = table.copy()
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = shown[column].map(lambda v: None if value_text(v) == "—" else value_text(v))
+    return shown
+
+
+def regions_table(diagnosis: pd.DataFrame, remedies: Mapping[str, str]) -> pd.DataFrame:
+    """Every region, how many trials fall in it, and its remedy."""
+    counts = diagnosis.groupby("region").size()
+    return pd.DataFrame(
+        {
+            "region": list(remedies),
+            "trials": [int(counts.get(region, 0)) for region in remedies],
+            "remedy": list(remedies.values()),
+        }
+    )
