@@ -310,3 +310,26 @@ def test_only_folders_with_a_study_table_are_listed(tmp_path: Path) -> None:
 
     assert list_study_names(tmp_path) == ["alpha", "beta"]
     assert list_study_names(tmp_path / "no_such_storage") == []
+
+
+def test_epoch_rows_of_a_killed_writer_are_recovered_by_the_next_one(tmp_path: Path) -> None:
+    """A driver killed between flushes: its logged rows become a part when the study reopens."""
+    from tunelab.store import StudyPaths, StudyWriter, read_epochs
+
+    paths = StudyPaths.of(tmp_path, "killed")
+    first = StudyWriter(paths)
+    first.update_study(name="killed")
+    first.add_epoch({"trial_id": "a", "epoch": 1, "val_loss": 0.5})
+    first.flush()
+    first.add_epoch({"trial_id": "a", "epoch": 2, "val_loss": 0.4})
+    first.add_epoch({"trial_id": "a", "epoch": 3, "val_loss": float("inf")})
+    assert list(read_epochs(paths)["epoch"]) == [1], "not flushed yet"
+    with open(paths.epochs_log, "a") as log:  # the kill tore the last line in half
+        log.write('{"trial_id": "a", "epo')
+    del first  # no flush: the process died
+
+    StudyWriter(paths)
+    recovered = read_epochs(paths)
+    assert list(recovered["epoch"]) == [1, 2, 3]
+    assert recovered["val_loss"].iloc[-1] == float("inf")
+    assert not paths.epochs_log.exists()

@@ -180,21 +180,21 @@ def test_command_line_overrides_name_budget_concurrency_and_seed(
 def test_time_budget_ends_the_study_and_marks_unfinished_trials(ray_runtime: None, tmp_path: Path) -> None:
     document = small_study(
         name="budget",
-        train={"max_epochs": 400, "early_stopping": {"patience": None}},
+        train={"max_epochs": 5000, "early_stopping": {"patience": None}},
         scheduler={"name": "none"},
-        budget={"num_samples": 50, "max_concurrent": 2, "time_budget_s": 10},
+        budget={"num_samples": 50, "max_concurrent": 2, "time_budget_s": 20},
     )
     del document["scheduler"]["grace_period"], document["scheduler"]["reduction_factor"]
     outcome = run_study(parse_spec(yaml.safe_dump(document), "budget.yaml"), tmp_path, echo=lambda line: None)
 
     trials = read_trials(outcome.paths)
     assert 1 <= len(trials) < 50
-    assert set(trials["status"]) == {"interrupted"}, "400 epochs cannot finish in 10 s"
+    assert set(trials["status"]) == {"interrupted"}, "5000 epochs cannot finish in 20 s"
     assert (trials["stop_epoch"] == trials["epochs"]).all() and trials["epochs"].max() >= 1
     epochs = read_epochs(outcome.paths)
     assert epochs.groupby("trial_id")["epoch"].max().to_dict() == trials.set_index("trial_id")["epochs"].to_dict()
     assert read_study(outcome.paths)["status"] == "completed"
-    assert outcome.seconds < 60
+    assert outcome.seconds < 90
 
 
 def test_a_trial_that_raises_is_errored_with_its_message_and_the_study_goes_on(ray_runtime: None, tmp_path: Path) -> None:

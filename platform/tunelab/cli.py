@@ -84,6 +84,21 @@ def run(
 
 
 @app.command()
+def resume(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+) -> None:
+    """Continue a study whose driver died (killed, machine rebooted) from its checkpoints."""
+    from tunelab.study import resume_study
+
+    outcome = resume_study(storage, study, echo=echo)
+    from tunelab.store import read_study
+
+    _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)
+    echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
+
+
+@app.command()
 def results(
     study: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOption = DEFAULT_STORAGE_PATH,

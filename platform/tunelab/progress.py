@@ -11,6 +11,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from tunelab.metrics import Mode, ended_status
+from tunelab.store_callback import StoreCallback
 
 HEARTBEAT_S = 15.0
 
@@ -22,9 +23,9 @@ class ProgressCallback(Callback):
         objective: str,
         mode: Mode,
         echo: Callable[[str], None],
-        trial_number: Callable[[str], int],
+        store: StoreCallback,
     ) -> None:
-        self.trial_number = trial_number
+        self.store = store
         self.num_samples = num_samples
         self.objective = objective
         self.mode = mode
@@ -35,6 +36,22 @@ class ProgressCallback(Callback):
         self.ended: Counter[str] = Counter()
         self.best_value = math.nan
         self.best_trial = ""
+
+    def trial_number(self, trial_id: str) -> int:
+        return self.store.trial_number(trial_id)
+
+    def setup(self, **info: Any) -> None:
+        """Start counting (again, for a resumed study) from what the store already has."""
+        self.started = self.last_line = time.monotonic()
+        self.running, self.ended = set(), Counter()
+        self.best_value, self.best_trial = math.nan, ""
+        for record in self.store.writer.trials():
+            status = str(record.get("status", ""))
+            if status not in ("running", "interrupted", ""):
+                self.ended[status] += 1
+            value = record.get("objective")
+            if isinstance(value, float) and math.isfinite(value) and self._better(value):
+                self.best_value, self.best_trial = value, str(record["trial_id"])
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self.running.add(trial.trial_id)

@@ -11,10 +11,11 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, ended_status
-from tunelab.store import StudyWriter
+from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, TRIAL_STATUSES, ended_status
+from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store.layout import PARAM_PREFIX
 
+FINISHED_STATUSES = set(TRIAL_STATUSES) - {"interrupted"}
 # Rows reach disk at least this often, so a live dashboard lags by seconds, not minutes.
 FLUSH_EVERY_S = 2.0
 
@@ -24,25 +25,47 @@ def now() -> datetime:
 
 
 class StoreCallback(Callback):
-    def __init__(self, writer: StudyWriter, objective: str, scheduler_name: str) -> None:
-        self.writer = writer
+    def __init__(self, paths: StudyPaths, objective: str, scheduler_name: str) -> None:
+        self.paths = paths
         self.objective = objective
         self.scheduler_name = scheduler_name
+        self._open_store()
+
+    def _open_store(self) -> None:
+        """(Re)open the study's tables: the store on disk is the truth, also after a resume."""
+        self.writer = StudyWriter(self.paths)
         self._last_flush = time.monotonic()
+        trials = self.writer.trials()
         # Ray's trial ids are random: number trials in the order they start (1, 2, ...),
         # continuing after the trials the store already has.
-        self._numbers = {row["trial_id"]: int(row["trial_number"]) for row in writer.trials() if "trial_number" in row}
-        self._highest_epoch = {row["trial_id"]: int(row.get("epochs", 0) or 0) for row in writer.trials()}
+        self._numbers = {row["trial_id"]: int(row["trial_number"]) for row in trials if "trial_number" in row}
+        self._highest_epoch = {row["trial_id"]: int(row.get("epochs", 0) or 0) for row in trials}
+
+    # Ray pickles the callbacks with the experiment and unpickles them to resume it: carry only
+    # the settings, and read the tables again from disk when unpickled.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"paths": self.paths, "objective": self.objective, "scheduler_name": self.scheduler_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open_store()
 
     def trial_number(self, trial_id: str) -> int:
         if trial_id not in self._numbers:
             self._numbers[trial_id] = max(self._numbers.values(), default=0) + 1
         return self._numbers[trial_id]
 
+    def _already_finished(self, trial_id: str) -> bool:
+        """Finished under an earlier driver: Ray may replay it after a resume; the store keeps it."""
+        return str(self.writer.trial(trial_id).get("status", "")) in FINISHED_STATUSES
+
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        if self._already_finished(trial.trial_id):
+            return
         params = {PARAM_PREFIX + name: value for name, value in trial.config.items()}
+        started = self.writer.trial(trial.trial_id).get("started_at") or now()  # a resumed trial keeps its start
         self.writer.update_trial(
-            trial.trial_id, trial_number=self.trial_number(trial.trial_id), status="running", started_at=now(), **params
+            trial.trial_id, trial_number=self.trial_number(trial.trial_id), status="running", started_at=started, **params
         )
         self._flush_if_due()
 
@@ -72,6 +95,8 @@ class StoreCallback(Callback):
         self._flush_if_due()
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        if self._already_finished(trial.trial_id):
+            return
         last = trial.last_result or {}
         end = last.get(TRIAL_END)
         stop_epoch = int(last.get("epoch", last.get("training_iteration", 0)))

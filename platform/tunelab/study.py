@@ -15,8 +15,9 @@ from tunelab.errors import BadInputError
 from tunelab.metrics import metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
-from tunelab.spec import Spec, resolved_options
-from tunelab.store import StudyPaths, StudyWriter
+from tunelab.local_ray import concurrent_trial_slots, start_ray
+from tunelab.spec import Spec, parse_spec, resolved_options
+from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store_callback import now
 from tunelab.training.plan import StudySetup, TrainingRules
 
@@ -33,8 +34,8 @@ def check_storage(storage: Path, study_name: str) -> StudyPaths:
     paths = StudyPaths.of(storage, study_name)
     if paths.root.exists():
         raise BadInputError(
-            f"study {study_name!r} already exists in {paths.root.parent}; choose another name with --name, "
-            "or remove that folder to start over"
+            f"study {study_name!r} already exists in {paths.root.parent}; continue it with "
+            f"`tunelab resume {study_name}`, or choose another name with --name"
         )
     existing = paths.root.parent
     while not existing.exists():
@@ -92,7 +93,6 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     from tunelab.progress import ProgressCallback
     from tunelab.search.optuna_search import DefineByRun, StudySearch
     from tunelab.store_callback import StoreCallback
-    from tunelab.training.trainable import tune_trainable
 
     searcher = SEARCHERS[spec.searcher.name]
     scheduler = SCHEDULERS[spec.scheduler.name]
@@ -126,19 +126,15 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
     )
 
-    store = StoreCallback(writer, objective=metric, scheduler_name=scheduler.name)
+    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name)
     search = StudySearch(
         space=DefineByRun(spec.search_space),
         metric=metric,
         mode=mode,
         sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options),
     )
-    trainable = tune.with_resources(
-        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec)),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
     tuner = tune.Tuner(
-        trainable,
+        study_trainable(spec, data),
         tune_config=tune.TuneConfig(
             metric=metric,
             mode=mode,
@@ -153,12 +149,59 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=str(paths.root.parent),
-            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store.trial_number)],
+            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
             verbose=0,
         ),
     )
+    return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+
+
+def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) -> StudyOutcome:
+    """Continue a study whose driver died: finished trials stay, unfinished ones continue
+    from their last checkpoints, and the searcher from its saved state."""
+    started = time.monotonic()
+    paths = StudyPaths.of(storage, name)
+    if not paths.exists():
+        raise BadInputError(f"no study {name!r} in {storage}")
+    study = read_study(paths)
+    if study["status"] == "completed":
+        raise BadInputError(f"study {name!r} already completed; nothing to resume")
+    from ray import tune
+
+    # Only the user's own storage: Ray's experiment state is unpickled to resume.
+    if not tune.Tuner.can_restore(str(paths.root)):
+        raise BadInputError(f"{paths.root} has no Ray experiment state to resume from")
+    spec = parse_spec(str(study["spec_yaml"]), f"{paths.study} (spec_yaml)")
+    data = load_study_data(spec)
+    ray_started = time.monotonic()
+    start_ray()
+    ray_start_seconds = time.monotonic() - ray_started
+    done = read_trials(paths)
+    finished = int((~done["status"].isin(["running", "interrupted"])).sum()) if "status" in done else 0
+    echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
+    StudyWriter(paths).update_study(status="running", resumed_at=now())
+    tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data), resume_unfinished=True)
+    return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+
+
+def study_trainable(spec: Spec, data: Splits) -> Any:
+    """The trial function with the study's data and fixed settings, and its resources."""
+    from ray import tune
+
+    from tunelab.training.trainable import tune_trainable
+
+    return tune.with_resources(
+        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec)),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
+def fit_study(
+    tuner: Any, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
+) -> StudyOutcome:
+    """Run the tuner to its end, keep the study's status true, then any asked-for biasvar."""
     status = "failed"
     try:
         tuner.fit()
@@ -167,71 +210,15 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         status = "interrupted"
         raise
     finally:
-        writer.flush()
-        writer.update_study(status=status, finished_at=now())
+        StudyWriter(paths).update_study(status=status, finished_at=now())
     if spec.biasvar is not None:
         from tunelab.biasvar.runner import run_biasvar
 
         asked = spec.biasvar
         run_biasvar(paths.root.parent, spec.name, top=asked.top, rounds=asked.rounds, method=asked.method,
                     learning_curve=asked.learning_curve, echo=echo)
-    return StudyOutcome(paths, writer.trials(), time.monotonic() - started, ray_start_seconds)
+    return StudyOutcome(paths, read_trials(paths).to_dict("records"), time.monotonic() - started, ray_start_seconds)
 
 
 def trial_folder_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
-
-
-def start_ray() -> None:
-    """Embedded Ray for local mode: loopback only, no Ray dashboard, quiet logs."""
-    import logging
-
-    # Trials use absolute paths, but user code may not: keep the working directory.
-    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    # Ray's CSV/JSON/TensorBoard loggers duplicate our store and cost time per result.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Ray's new console output prints its own tables even at verbose=0; ours replace them.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    import ray
-
-    quiet_ray_logs()
-    if ray.is_initialized():
-        return
-    cluster = os.environ.get("RAY_ADDRESS", "")
-    if cluster and not cluster.startswith(("http://", "https://")):
-        # Inside a Ray job (tunelab submit, a KubeRay RayJob): join the cluster it runs on.
-        ray.init(address=cluster, logging_level=logging.WARNING, configure_logging=True)
-        return
-    ray.init(
-        address="local",
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        logging_level=logging.WARNING,
-        configure_logging=True,
-    )
-
-
-def quiet_ray_logs() -> None:
-    """Silence driver-side messages that are expected in our set-up, not problems."""
-    import logging
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Token auth stays on (Ray's secure default); the notice about it is not news locally.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    # Forced experiment-state snapshots follow from keeping one checkpoint per trial.
-    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.ERROR)
-    # Ray's result loggers are off on purpose (our store replaces them), so its analysis
-    # object finds no result.json to read.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-
-
-def concurrent_trial_slots(spec: Spec) -> int:
-    import ray
-
-    resources = ray.available_resources()
-    slots = int(resources.get("CPU", 1) // spec.resources.cpu)
-    if spec.resources.gpu > 0:
-        slots = min(slots, int(resources.get("GPU", 0) // spec.resources.gpu))
-    return max(1, slots)

@@ -80,7 +80,8 @@ def run_biasvar(
 
     import ray
 
-    from tunelab.study import load_study_data, start_ray
+    from tunelab.local_ray import start_ray
+    from tunelab.study import load_study_data
 
     data = load_study_data(spec)
     start_ray()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import optuna
 
 from tunelab_models.params import Param
 
-from tunelab.spec.distributions import _Distribution
+if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be circular
+    from tunelab.spec.distributions import _Distribution
+
 
 
 class Searcher:

@@ -36,6 +36,11 @@ class StudyPaths:
     def epochs(self) -> Path:
         return self.root / EPOCHS_FOLDER
 
+    @property
+    def epochs_log(self) -> Path:
+        """Write-ahead log of epoch rows not yet in a part file (see StudyWriter)."""
+        return self.epochs / "pending.jsonl"
+
     def epoch_parts(self) -> list[Path]:
         """Part files in write order (their names sort by sequence number)."""
         if not self.epochs.is_dir():

@@ -2,12 +2,19 @@
 
 Epoch rows are buffered and written as new part files (append-only, cheap at any study
 size); the small trials and study tables are rewritten whole. Every write is atomic.
+
+Until its part is written, each epoch row also sits in a write-ahead log, appended as it
+arrives: a driver killed between two flushes loses no row, because the next writer opened on
+the study turns what the log holds into a part first. (A trial resumed from a checkpoint
+does not report that checkpoint's epochs again, so the rows must survive on our side.)
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -31,6 +38,8 @@ class StudyWriter:
         self._pending_epochs: list[dict[str, Any]] = []
         parts = paths.epoch_parts()
         self._next_part = _part_number(parts[-1]) + 1 if parts else 1
+        self._log: IO[str] | None = None
+        self._recover_logged_epochs()
 
     def update_study(self, **fields: Any) -> None:
         self._study.update(fields)
@@ -48,18 +57,44 @@ class StudyWriter:
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         self._pending_epochs.append(row)
+        if self._log is None:
+            self.paths.epochs.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.paths.epochs_log, "a", encoding="utf-8")
+        self._log.write(json.dumps(row, default=str) + "\n")
+        self._log.flush()  # in the OS's hands now: it survives the process being killed
 
     def flush(self) -> None:
         if self._pending_epochs:
-            part = self.paths.epochs / f"part-{self._next_part:08d}.parquet"
-            write_parquet_atomic(pd.DataFrame(self._pending_epochs), part)
-            self._next_part += 1
+            self._write_part(self._pending_epochs)
             self._pending_epochs = []
+            if self._log is not None:
+                os.ftruncate(self._log.fileno(), 0)  # those rows are in a part now
             if len(self.paths.epoch_parts()) > COMPACT_AFTER_PARTS:
                 self.compact_epochs()
         if self._trials_dirty:
             write_parquet_atomic(pd.DataFrame(self.trials()), self.paths.trials)
             self._trials_dirty = False
+
+    def _write_part(self, rows: list[dict[str, Any]]) -> None:
+        write_parquet_atomic(pd.DataFrame(rows), self.paths.epochs / f"part-{self._next_part:08d}.parquet")
+        self._next_part += 1
+
+    def _recover_logged_epochs(self) -> None:
+        """Rows a killed writer logged but never wrote to a part (a torn last line is skipped)."""
+        log = self.paths.epochs_log
+        if not log.exists():
+            return
+        rows = []
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        if rows:
+            # Rows that also reached a part before the kill are harmless: readers keep one
+            # row per (trial, epoch).
+            self._write_part(rows)
+        log.unlink()
 
     def compact_epochs(self) -> None:
         """Merge all part files into one; readers see duplicates at worst, never gaps."""

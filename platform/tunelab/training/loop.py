@@ -111,6 +111,11 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         shuffle.set_state(resume["shuffle_rng"])
         torch.set_rng_state(resume["torch_rng"])  # dropout masks continue where they were
         first_epoch = int(resume["epoch"]) + 1
+        if resume.get("trial_end"):
+            # The trial had ended when this checkpoint was written (Ray's state snapshot can
+            # lag behind): resuming it must not train past its end.
+            model.eval()
+            return TrialResult({"epoch": first_epoch - 1, TRIAL_END: resume["trial_end"]}, model, task)
 
     metrics: dict[str, Any] = {}
     for epoch in range(first_epoch, rules.max_epochs + 1):
@@ -178,6 +183,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 "patience": patience.state(),
                 "shuffle_rng": shuffle.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                "trial_end": end,
             }
         on_epoch(metrics, state)
         if end:

@@ -1,0 +1,62 @@
+"""Starting Ray for a study: embedded on this machine, or joining the cluster a job runs on."""
+
+from __future__ import annotations
+
+import os
+
+from tunelab.spec import Spec
+
+
+def start_ray() -> None:
+    """Embedded Ray for local mode: loopback only, no Ray dashboard, quiet logs."""
+    import logging
+
+    # Trials use absolute paths, but user code may not: keep the working directory.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # Ray's CSV/JSON/TensorBoard loggers duplicate our store and cost time per result.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Ray's new console output prints its own tables even at verbose=0; ours replace them.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    quiet_ray_logs()
+    if ray.is_initialized():
+        return
+    cluster = os.environ.get("RAY_ADDRESS", "")
+    if cluster and not cluster.startswith(("http://", "https://")):
+        # Inside a Ray job (tunelab submit, a KubeRay RayJob): join the cluster it runs on.
+        ray.init(address=cluster, logging_level=logging.WARNING, configure_logging=True)
+        return
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
+
+
+def quiet_ray_logs() -> None:
+    """Silence driver-side messages that are expected in our set-up, not problems."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Token auth stays on (Ray's secure default); the notice about it is not news locally.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    # Forced experiment-state snapshots follow from keeping one checkpoint per trial.
+    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.ERROR)
+    # Ray's result loggers are off on purpose (our store replaces them), so its analysis
+    # object finds no result.json to read.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def concurrent_trial_slots(spec: Spec) -> int:
+    import ray
+
+    resources = ray.available_resources()
+    slots = int(resources.get("CPU", 1) // spec.resources.cpu)
+    if spec.resources.gpu > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // spec.resources.gpu))
+    return max(1, slots)

@@ -1,0 +1,99 @@
+"""Kill a study's driver with SIGKILL mid-study, then `tunelab resume` it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import small_study
+from tunelab.errors import StoreError
+from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
+
+pytestmark = pytest.mark.ray
+FINISHED = {"completed", "stopped_early", "early_stopped_patience", "diverged", "errored"}
+
+
+def tunelab_process(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    # Its own session: killing "the driver" takes Ray's helper processes with it, and
+    # nothing else on the machine.
+    return subprocess.Popen([sys.executable, "-m", "tunelab.cli", *args], cwd=cwd, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_session(session_id: int) -> None:
+    listing = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout.split()
+    for pid, sid in zip(listing[::2], listing[1::2]):
+        if int(sid) == session_id:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def trials_now(paths: StudyPaths) -> pd.DataFrame:
+    try:
+        return read_trials(paths)
+    except (StoreError, FileNotFoundError):
+        return pd.DataFrame()
+
+
+def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(tmp_path: Path) -> None:
+    document = small_study(name="crash", budget={"num_samples": 6, "max_concurrent": 2},
+                           train={"max_epochs": 30, "batch_size": 8, "early_stopping": {"patience": None}},
+                           model={"width": 256})
+    document["scheduler"] = "none"
+    (tmp_path / "crash.yaml").write_text(yaml.safe_dump(document))
+    paths = StudyPaths.of(tmp_path / "store", "crash")
+
+    driver = tunelab_process("run", "crash.yaml", "--storage", "store", cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while True:
+        trials = trials_now(paths)
+        if "epochs" in trials and trials["status"].isin(FINISHED).any() and (
+                (trials["status"] == "running") & (trials["epochs"].fillna(0) >= 3)).any():
+            break
+        assert driver.poll() is None, f"the study ended before it could be killed:\n{driver.stdout.read() if driver.stdout else ''}"
+        assert time.monotonic() < deadline, "no moment with a finished and a well-started trial"
+        time.sleep(0.5)
+    kill_session(driver.pid)
+    driver.wait(timeout=30)
+    before = read_trials(paths).set_index("trial_id")
+    finished_before = before[before["status"].isin(FINISHED)]
+    running_before = before[before["status"] == "running"]
+    assert read_study(paths)["status"] == "running", "a killed driver leaves the study marked running"
+
+    resumed = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "crash", "--storage", "store"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming study crash: {len(finished_before)} of 6 trials finished before" in resumed.stdout
+
+    after = read_trials(paths).set_index("trial_id")
+    assert read_study(paths)["status"] == "completed"
+    assert len(after) == 6 and set(after["status"]) == {"completed"}, "exactly the planned number of trials"
+    # Finished trials were not run again.
+    for trial_id, row in finished_before.iterrows():
+        assert after.loc[trial_id, "finished_at"] == row["finished_at"]
+    # Interrupted trials continued from their checkpoints: they reached epoch 30 without
+    # starting over (Ray's last state snapshot may lag a few epochs behind).
+    for trial_id, row in running_before.iterrows():
+        assert after.loc[trial_id, "epochs"] == 30
+        reruns = after.loc[trial_id].get("rerun_epochs")
+        assert pd.isna(reruns) or reruns < row["epochs"], "the trial started over instead of resuming"
+    # The store has one row per trial and epoch: nothing missing, nothing twice.
+    epochs = read_epochs(paths)
+    for trial_id, group in epochs.groupby("trial_id"):
+        assert list(group["epoch"]) == list(range(1, 31)), trial_id
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "nothing", "--storage", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"tunelab: error: no study 'nothing' in {tmp_path}"
