@@ -292,3 +292,33 @@ def confusion(matrix: np.ndarray) -> go.Figure:
     figure.update_xaxes(tickmode="array", tickvals=classes)
     figure.update_yaxes(autorange="reversed", tickmode="array", tickvals=classes)
     return _layout(figure, "predicted class", "true class", height=360)
+
+
+def decomposition_bars(table: pd.DataFrame) -> go.Figure:
+    """Each decomposed trial's expected test loss split into its parts, stacked."""
+    rows = table.sort_values("trial_number")
+    labels = [f"trial {n} ({m})" for n, m in zip(rows["trial_number"], rows["method"])]
+    zero_one = str(rows["loss"].iloc[0]) == "zero_one"
+    has_noise = not zero_one and "noise" in rows and rows["noise"].notna().all()
+    parts = (
+        [("bias", "bias", "#ff7f0e"), ("net_variance", "net variance", "#1f77b4")] if zero_one
+        else [("bias_clean", "bias²", "#ff7f0e"), ("variance", "variance", "#1f77b4"), ("noise", "noise", "#7f7f7f")] if has_noise
+        else [("bias", "bias²", "#ff7f0e"), ("variance", "variance", "#1f77b4")]
+    )
+    figure = go.Figure()
+    for column, name, colour in parts:
+        figure.add_trace(go.Bar(x=labels, y=rows[column], name=name, marker_color=colour))
+    figure.add_trace(go.Scatter(x=labels, y=rows["expected_loss"], mode="markers", name="expected loss",
+                                marker={"symbol": "diamond", "size": 12, "color": "black"}))
+    figure.update_layout(barmode="relative")  # net variance can be negative: it stacks below zero
+    return _layout(figure, "", "0-1 loss" if zero_one else "squared error", height=380)
+
+
+def learning_curves(curves: pd.DataFrame) -> go.Figure:
+    """Training and validation error against training-set size, one pair of lines per trial."""
+    figure = go.Figure()
+    for number, trial in curves.sort_values("train_samples").groupby("trial_number"):
+        for column, name, dash in (("train_error", "training", "dash"), ("val_error", "validation", "solid")):
+            figure.add_trace(go.Scatter(x=trial["train_samples"], y=trial[column], mode="lines+markers",
+                                        name=f"trial {number} {name}", line={"dash": dash}))
+    return _layout(figure, "training examples", "error", height=380)

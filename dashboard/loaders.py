@@ -61,3 +61,8 @@ def param_importance(storage: Path, name: str, revision: Revision, method: str) 
 @st.cache_data(ttl=STUDY_TTL_SECONDS, max_entries=8, show_spinner=False)
 def decomposition(storage: Path, name: str, revision: Revision) -> pd.DataFrame | None:
     return analysis.decomposition(StudyPaths.of(storage, name).root)
+
+
+@st.cache_data(ttl=STUDY_TTL_SECONDS, max_entries=8, show_spinner=False)
+def learning_curves(storage: Path, name: str, revision: Revision) -> pd.DataFrame | None:
+    return analysis.learning_curves(StudyPaths.of(storage, name).root)

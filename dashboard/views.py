@@ -124,3 +124,18 @@ def regions_table(diagnosis: pd.DataFrame, remedies: Mapping[str, str]) -> pd.Da
             "remedy": list(remedies.values()),
         }
     )
+
+
+# The decomposition's columns a person reads, by loss (the rest stay in the Parquet file).
+DECOMPOSITION_COLUMNS = {
+    "zero_one": ["trial_number", "method", "rounds", "failed_rounds", "expected_loss", "bias", "variance",
+                 "variance_unbiased", "variance_biased", "net_variance", "cross_entropy"],
+    "squared_error": ["trial_number", "method", "rounds", "failed_rounds", "expected_loss", "bias", "bias_clean",
+                      "variance", "noise"],
+}
+
+
+def decomposition_table(table: pd.DataFrame) -> pd.DataFrame:
+    loss = str(table["loss"].iloc[0]) if "loss" in table and len(table) else ""
+    columns = [c for c in DECOMPOSITION_COLUMNS.get(loss, list(table.columns)) if c in table]
+    return table[columns].sort_values("trial_number").rename(columns={"trial_number": "trial"})

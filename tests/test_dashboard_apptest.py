@@ -237,16 +237,23 @@ def test_validation_curve_follows_the_chosen_hyperparameter(dashboard_store: Rea
     assert sorted(values(curve.data[0].x)) == depths
 
 
-def test_decomposition_table_is_shown_where_the_study_has_one(
+def test_decomposition_and_learning_curves_from_tunelab_biasvar_are_shown(
     dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    study = copy_study(dashboard_store.paths, tmp_path, "decomposed")
-    pd.DataFrame({"trial_number": [3], "bias_sq": [0.01], "variance": [0.002], "rounds": [10]}).to_parquet(
-        study.root / "biasvar.parquet"
-    )
+    from tunelab.biasvar.runner import run_biasvar
+
+    copy_study(dashboard_store.paths, tmp_path, "decomposed")
+    written = run_biasvar(tmp_path, "decomposed", top=2, rounds=2, echo=lambda line: None)
     app = show(open_app(tmp_path, monkeypatch), "bias_variance")
-    assert list(app.dataframe[-1].value.columns) == ["trial_number", "bias_sq", "variance", "rounds"]
-    assert "tunelab biasvar" not in texts(app.info)
+
+    shown = app.dataframe[-1].value
+    assert list(shown["trial"]) == sorted(written["trial_number"])
+    assert shown["expected_loss"].tolist() == pytest.approx(written.sort_values("trial_number")["expected_loss"].tolist())
+    bars = figures(app)[-2]
+    assert {trace.name for trace in bars.data} == {"bias", "net variance", "expected loss"}
+    curves = figures(app)[-1]
+    assert curves.layout.xaxis.title.text == "training examples" and len(curves.data) == 4  # 2 trials × train/val
+    assert "No decomposition" not in texts(app.info)
 
 
 def test_hyperparameters_page_ranks_searched_parameters(dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch) -> None:

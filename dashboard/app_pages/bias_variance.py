@@ -46,12 +46,23 @@ else:
         st.caption("Mean error at each trial's best epoch; many distinct values are grouped into quantile bins.")
 
 st.subheader("Bias–variance decomposition")
+revision = loaders.study_revision(storage, name)
 try:
-    table = loaders.decomposition(storage, name, loaders.study_revision(storage, name))
+    table = loaders.decomposition(storage, name, revision)
+    curves = loaders.learning_curves(storage, name, revision)
 except StoreError as exc:
     st.error(str(exc))
 else:
-    if table is None:
-        st.info("No decomposition for this study yet: `tunelab biasvar` (a later issue) will fill this table.")
+    if table is None or table.empty:
+        st.info(
+            f"No decomposition for this study yet: `tunelab biasvar {name}` retrains its best trials and splits "
+            "their test error into bias (what every retrained model gets wrong) and variance (what depends on the run)."
+        )
     else:
-        st.dataframe(table, hide_index=True)
+        st.plotly_chart(charts.decomposition_bars(table))
+        st.dataframe(views.decomposition_table(table), hide_index=True)
+        st.caption("Expected test loss over the retrained rounds = bias + (net) variance; see the README for how to read it.")
+    if curves is not None and not curves.empty:
+        st.subheader("Learning curves")
+        st.plotly_chart(charts.learning_curves(curves))
+        st.caption("Both errors high and flat: a bias problem. A gap that closes with more data: a variance problem.")

@@ -4,7 +4,7 @@ Plain pandas, numpy and Optuna over `tunelab.store`: never imports Ray or Stream
 dashboard and the CLI read results without either.
 """
 
-from tunelab.analysis.biasvar import REMEDIES, decomposition, fit_diagnosis, validation_curve
+from tunelab.analysis.biasvar import REMEDIES, decomposition, fit_diagnosis, learning_curves, validation_curve
 from tunelab.analysis.compare import compare_metrics, compare_params, confusion_matrix
 from tunelab.analysis.curves import available_kinds, epoch_curves, rung_epochs, stop_points, train_val_curves
 from tunelab.analysis.importance import param_importance, parallel_coordinates, slice_points
@@ -19,6 +19,7 @@ __all__ = [
     "compare_params",
     "confusion_matrix",
     "decomposition",
+    "learning_curves",
     "epoch_curves",
     "filter_trials",
     "fit_diagnosis",

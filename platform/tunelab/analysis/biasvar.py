@@ -9,10 +9,10 @@ import pandas as pd
 
 from tunelab.analysis.curves import available_kinds
 from tunelab.analysis.overview import PARAM_PREFIX, finite_numbers
-from tunelab.errors import StoreError
 from tunelab.store import StudyTables
+from tunelab.store.layout import BIASVAR_TABLE, LEARNING_CURVES_TABLE
+from tunelab.store.reader import read_table
 
-BIASVAR_TABLE = "biasvar.parquet"
 REMEDIES: dict[str, str] = {
     "high bias": "Underfits: add capacity (depth, width), train longer, or regularise less.",
     "high variance": "Overfits: regularise (dropout, weight decay), get more data, or stop earlier.",
@@ -89,14 +89,16 @@ def validation_curve(tables: StudyTables, param: str, bins: int = 5) -> pd.DataF
 
 def decomposition(study_dir: Path) -> pd.DataFrame | None:
     """The study's bias/variance decomposition table, or None until one has been written."""
-    path = Path(study_dir) / BIASVAR_TABLE
-    if not path.exists():
-        return None
-    try:
-        with open(path, "rb") as handle:
-            return pd.read_parquet(handle)
-    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-        raise StoreError(f"{path}: cannot read table ({exc})") from None
+    return _optional_table(Path(study_dir) / BIASVAR_TABLE)
+
+
+def learning_curves(study_dir: Path) -> pd.DataFrame | None:
+    """Training and validation error against training-set size, where `tunelab biasvar` wrote them."""
+    return _optional_table(Path(study_dir) / LEARNING_CURVES_TABLE)
+
+
+def _optional_table(path: Path) -> pd.DataFrame | None:
+    return read_table(path) if path.exists() else None
 
 
 def _errors_at_best_epoch(tables: StudyTables) -> pd.DataFrame:

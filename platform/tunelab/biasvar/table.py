@@ -6,10 +6,8 @@ import pandas as pd
 
 from tunelab.store import StudyPaths
 from tunelab.store.atomic import write_parquet_atomic
+from tunelab.store.layout import BIASVAR_TABLE, LEARNING_CURVES_TABLE
 from tunelab.store.reader import read_table
-
-BIASVAR_TABLE = "biasvar.parquet"
-LEARNING_CURVES_TABLE = "learning_curves.parquet"
 
 
 def write_decompositions(paths: StudyPaths, rows: pd.DataFrame) -> None:
