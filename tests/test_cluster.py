@@ -169,7 +169,7 @@ def test_cluster_problems_are_one_line_errors_with_exit_2(case: str, words: str,
 def test_submit_refuses_bad_input_before_contacting_the_cluster(tmp_path: Path) -> None:
     spec = write_study(tmp_path, "local")
     relative = tunelab("submit", spec.name, "--address", "http://127.0.0.1:1", "--storage", "results", token=None, cwd=tmp_path)
-    assert relative.returncode == 2 and "expected an absolute path or a URI" in relative.stderr
+    assert relative.returncode == 2 and "expected an absolute path" in relative.stderr
     bad = write_study(tmp_path, "bad", model={"name": "mpl"})
     refused = tunelab("submit", bad.name, "--address", "http://127.0.0.1:1", token=None, cwd=tmp_path)
     assert refused.returncode == 2 and "model.name: unknown model 'mpl'" in refused.stderr

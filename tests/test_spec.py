@@ -174,6 +174,7 @@ def test_python_tags_are_refused(write_spec: Callable[..., Path]) -> None:
         (["run", "{spec}", "--bogus"], "No such option: --bogus"),
         (["run", "{missing}"], "no such file"),
         (["run", "{spec}", "--storage", "{file}"], "is not a writable folder"),
+        (["run", "{spec}", "--storage", "s3://bucket/results"], "object-store URIs are not supported yet"),
         (["results", "nothing", "--storage", "{dir}"], "no study 'nothing'"),
         (["results", "nothing", "--format", "xml"], "--format"),
     ],

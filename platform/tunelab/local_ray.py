@@ -6,6 +6,9 @@ import os
 
 from tunelab.spec import Spec
 
+# Concurrent trials asked for when the cluster has no room yet (autoscaling from zero workers).
+AUTOSCALING_CONCURRENCY = 8
+
 
 def start_ray() -> None:
     """Embedded Ray for local mode: loopback only, no Ray dashboard, quiet logs."""
@@ -53,10 +56,12 @@ def quiet_ray_logs() -> None:
 
 
 def concurrent_trial_slots(spec: Spec) -> int:
+    """Trials the cluster can run at once now; on an autoscaling cluster that starts with no
+    workers that is none yet, so allow a few and let the autoscaler add nodes for them."""
     import ray
 
-    resources = ray.available_resources()
-    slots = int(resources.get("CPU", 1) // spec.resources.cpu)
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 0) // spec.resources.cpu)
     if spec.resources.gpu > 0:
         slots = min(slots, int(resources.get("GPU", 0) // spec.resources.gpu))
-    return max(1, slots)
+    return slots if slots > 0 else min(spec.budget.num_samples or 1, AUTOSCALING_CONCURRENCY)

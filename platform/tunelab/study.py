@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,12 @@ class StudyOutcome:
 
 def check_storage(storage: Path, study_name: str) -> StudyPaths:
     """Refuse, before anything is written, a study that exists or storage we cannot write."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(storage)):
+        # A Path collapses s3://b/x into s3:/b/x: without this, it would become a local folder.
+        raise BadInputError(
+            f"storage {storage}: object-store URIs are not supported yet; use a folder every node can reach "
+            "(a local disk, NFS, or the Kubernetes volume in k8s/storage.yaml)"
+        )
     paths = StudyPaths.of(storage, study_name)
     if paths.root.exists():
         raise BadInputError(

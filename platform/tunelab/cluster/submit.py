@@ -35,8 +35,8 @@ def submit_study(
     python: str = "python",
 ) -> tuple[str, str]:
     """Submit the study; return (job id, the address it went to)."""
-    if not (storage.startswith("/") or "://" in storage):
-        raise BadInputError(f"--storage {storage}: expected an absolute path or a URI (s3://...) that every node of the cluster can reach")
+    if not storage.startswith("/"):
+        raise BadInputError(f"--storage {storage}: expected an absolute path that every node of the cluster can reach")
     study_name = name or spec.name
     client = jobs_client(address)
     with tempfile.TemporaryDirectory(prefix="tunelab-submit-") as staging:
