@@ -241,3 +241,21 @@ def test_a_trial_that_keeps_failing_is_errored_after_its_retries(ray_runtime: No
     trial = read_trials(outcome.paths).iloc[0]
     assert trial["status"] == "errored" and trial["retries"] == 2
     assert "RuntimeError: width 13 is unlucky" in trial["error"]
+
+
+def test_studies_lists_every_study_and_reports_a_damaged_one(cli_study: FinishedStudy, tmp_path: Path) -> None:
+    import shutil
+
+    storage = tmp_path / "store"
+    shutil.copytree(cli_study.paths.root, storage / "good", ignore=shutil.ignore_patterns("trial_*"))
+    shutil.copytree(cli_study.paths.root, storage / "damaged", ignore=shutil.ignore_patterns("trial_*"))
+    trials = storage / "damaged" / "trials.parquet"
+    trials.write_bytes(trials.read_bytes()[: len(trials.read_bytes()) // 2])
+
+    listed = tunelab("studies", "--storage", str(storage), cwd=tmp_path)
+    assert listed.returncode == 0
+    assert listed.stdout.startswith("good  completed  8/8 trials  best val_loss ")
+    assert listed.stderr.strip().startswith("damaged: cannot be read: ") and str(trials) in listed.stderr
+    assert "Traceback" not in listed.stderr
+    results = tunelab("results", "damaged", "--storage", str(storage), cwd=tmp_path)
+    assert results.returncode == 1 and len(results.stderr.strip().splitlines()) == 1 and str(trials) in results.stderr

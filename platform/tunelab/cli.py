@@ -99,6 +99,26 @@ def resume(
 
 
 @app.command()
+def studies(storage: StorageOption = DEFAULT_STORAGE_PATH) -> None:
+    """Every study in the storage: status, trials, best objective. A damaged one is reported
+    and the others are still listed."""
+    from tunelab.analysis import study_summaries
+    from tunelab.summary import format_value
+
+    summaries = study_summaries(storage)
+    if summaries.empty:
+        echo(f"no studies in {storage}")
+        return
+    for row in summaries.to_dict("records"):
+        if row["error"]:
+            typer.echo(f"{row['name']}: cannot be read: {row['error']}", err=True)
+            continue
+        started = f"{row['started_at']:%Y-%m-%d %H:%M:%S}" if row["started_at"] is not None else "—"
+        echo(f"{row['name']}  {row['status']:<9}  {int(row['trials_seen'])}/{int(row['trials_planned'])} trials  "
+             f"best {row['objective_metric']} {format_value(row['best_objective'])}  started {started}")
+
+
+@app.command()
 def results(
     study: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOption = DEFAULT_STORAGE_PATH,
