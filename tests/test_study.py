@@ -259,3 +259,25 @@ def test_studies_lists_every_study_and_reports_a_damaged_one(cli_study: Finished
     assert "Traceback" not in listed.stderr
     results = tunelab("results", "damaged", "--storage", str(storage), cwd=tmp_path)
     assert results.returncode == 1 and len(results.stderr.strip().splitlines()) == 1 and str(trials) in results.stderr
+
+
+def test_storage_that_a_worker_node_cannot_see_is_refused_before_anything_is_written(
+    ray_runtime: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Mocked: a node without the results folder cannot exist on one machine, where every
+    # Ray node shares the file system. The real multi-node check runs in test_multinode.py.
+    from tunelab.cluster import storage_check
+    from tunelab.errors import BadInputError
+
+    monkeypatch.setattr(storage_check, "nodes_missing_storage", lambda folder: ["10.0.0.7 (node 3f2a91c0)"])
+    spec = parse_spec(yaml.safe_dump(small_study(name="unshared")), "unshared.yaml")
+    with pytest.raises(BadInputError, match=r"is not visible from 10\.0\.0\.7 \(node 3f2a91c0\): use a folder every node mounts"):
+        run_study(spec, tmp_path, echo=lambda line: None)
+    assert not (tmp_path / "unshared").exists()
+
+
+def test_every_node_of_the_local_ray_sees_the_storage(ray_runtime: None, tmp_path: Path) -> None:
+    from tunelab.cluster.storage_check import nodes_missing_storage
+
+    assert nodes_missing_storage(tmp_path) == []
+    assert list(tmp_path.iterdir()) == [], "the probe file is removed"

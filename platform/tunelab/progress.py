@@ -16,6 +16,10 @@ from tunelab.store_callback import StoreCallback
 HEARTBEAT_S = 15.0
 
 
+def print_line(line: str) -> None:
+    print(line, flush=True)
+
+
 class ProgressCallback(Callback):
     def __init__(
         self,
@@ -36,6 +40,16 @@ class ProgressCallback(Callback):
         self.ended: Counter[str] = Counter()
         self.best_value = math.nan
         self.best_trial = ""
+
+    # Ray pickles the callbacks with the experiment. The output function is not part of the
+    # experiment (a closure or a patched `print` cannot be pickled): after an unpickle, such as
+    # a resume in a new process, lines go to standard output.
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "echo"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.echo = print_line
 
     def trial_number(self, trial_id: str) -> int:
         return self.store.trial_number(trial_id)

@@ -52,6 +52,18 @@ def check_storage(storage: Path, study_name: str) -> StudyPaths:
     return paths
 
 
+def check_storage_is_shared(storage: Path) -> None:
+    """On a multi-node cluster every node must see the same results folder."""
+    from tunelab.cluster.storage_check import nodes_missing_storage
+
+    missing = nodes_missing_storage(storage)
+    if missing:
+        raise BadInputError(
+            f"storage {storage} is not visible from {', '.join(missing)}: use a folder every node mounts "
+            "(NFS, the Kubernetes volume in k8s/storage.yaml)"
+        )
+
+
 def study_setup(spec: Spec) -> StudySetup:
     early = spec.train.early_stopping
     rules = TrainingRules(
@@ -94,6 +106,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     ray_started = time.monotonic()
     start_ray()
     ray_start_seconds = time.monotonic() - ray_started
+    check_storage_is_shared(paths.root.parent)
 
     from ray import tune
 
