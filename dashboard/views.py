@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.summary import format_value
+
 # How each trial ended, in words (the store's status names are terse).
 STATUS_LABELS = {
     "completed": "completed",
@@ -39,14 +41,6 @@ def duration_text(seconds: Any) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def value_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def studies_view(summaries: pd.DataFrame) -> pd.DataFrame:
     """One row per study: how far it got and how its trials ended."""
     seen = summaries["trials_seen"].fillna(0).astype(int)
@@ -68,7 +62,7 @@ def studies_view(summaries: pd.DataFrame) -> pd.DataFrame:
             "diverged": summaries["trials_diverged"].fillna(0).astype(int),
             "errored": summaries["trials_errored"].fillna(0).astype(int),
             "best objective": [
-                f"{value_text(best)} ({metric})" if isinstance(metric, str) else "—"
+                f"{format_value(best)} ({metric})" if isinstance(metric, str) else "—"
                 for best, metric in zip(summaries["best_objective"], summaries["objective_metric"])
             ],
             "duration": summaries["duration_s"].map(duration_text),
@@ -94,9 +88,9 @@ def numeric_ranges(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
 
 def key_value_table(row: pd.Series, prefix: str, heading: str) -> pd.DataFrame:
     """The row's fields named `prefix…` that have a value, as (name without prefix, value)."""
-    names = [name for name in row.index if name.startswith(prefix) and value_text(row[name]) != "—"]
+    names = [name for name in row.index if name.startswith(prefix) and format_value(row[name]) != "—"]
     return pd.DataFrame(
-        {heading: [name.removeprefix(prefix) for name in names], "value": [value_text(row[name]) for name in names]}
+        {heading: [name.removeprefix(prefix) for name in names], "value": [format_value(row[name]) for name in names]}
     )
 
 
@@ -110,7 +104,7 @@ def displayable(table: pd.DataFrame) -> pd.DataFrame:
     shown = table.copy()
     for column in shown.columns:
         if shown[column].dtype == object:
-            shown[column] = shown[column].map(lambda v: None if value_text(v) == "—" else value_text(v))
+            shown[column] = shown[column].map(lambda v: None if format_value(v) == "—" else format_value(v))
     return shown
 
 

@@ -70,3 +70,27 @@ def ray_runtime() -> Iterator[None]:
     yield
     if started_here:
         ray.shutdown()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread: small models train faster, and steadier, on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process, as the console script does; return (exit code, stdout, stderr)."""
+    from tunelab.cli import main
+
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exited:
+        code = int(exited.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

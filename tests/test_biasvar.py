@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
-from conftest import small_study
+from conftest import run_cli, small_study
 from tunelab_models import resolve_params
 
 from tunelab.biasvar.engine import decompose, learning_curve_point, train_round
-from tunelab.cli import main
 from tunelab.datasets import Splits, load_splits
 from tunelab.spec import parse_spec
 from tunelab.store import StudyPaths, read_trials
@@ -24,12 +21,7 @@ from tunelab.training.knobs import TRAINING_KNOBS
 from tunelab.training.plan import TrainingRules, TrialPlan
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mlp_plan(depth: int, width: int, epochs: int, batch_size: int = 32) -> TrialPlan:
@@ -106,18 +98,8 @@ def stored_study(tmp_path_factory: pytest.TempPathFactory, ray_runtime: None) ->
     return storage
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exited:
-        code = int(exited.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_biasvar_command_stores_decompositions_and_learning_curves(stored_study: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(["biasvar", "bv", "--storage", str(stored_study), "--top", "2", "--rounds", "3"], capsys)
+    code, out, err = run_cli(["biasvar", "bv", "--storage", str(stored_study), "--top", "2", "--rounds", "3"], capsys)
     assert code == 0, err
     table = pd.read_parquet(stored_study / "bv" / "biasvar.parquet")
     trials = read_trials(StudyPaths.of(stored_study, "bv"))
@@ -131,7 +113,7 @@ def test_biasvar_command_stores_decompositions_and_learning_curves(stored_study:
     assert out.count("expected 0-1 loss") == 2
 
     # Running again replaces the rows of the same trial and method instead of adding more.
-    cli(["biasvar", "bv", "--storage", str(stored_study), "--trial", str(trials.loc[trials["objective"].idxmin(), "trial_number"]),
+    run_cli(["biasvar", "bv", "--storage", str(stored_study), "--trial", str(trials.loc[trials["objective"].idxmin(), "trial_number"]),
          "--rounds", "2", "--no-learning-curve"], capsys)
     again = pd.read_parquet(stored_study / "bv" / "biasvar.parquet")
     assert len(again) == 2 and set(again["rounds"]) == {2, 3}
@@ -150,7 +132,7 @@ def test_biasvar_command_stores_decompositions_and_learning_curves(stored_study:
 def test_biasvar_bad_input_is_one_line_and_exit_2(
     argv: list[str], words: str, stored_study: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli([*argv, "--storage", str(stored_study)], capsys)
+    code, _, err = run_cli([*argv, "--storage", str(stored_study)], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and words in err
 
 
@@ -162,7 +144,7 @@ def test_a_failed_round_is_left_out_and_nothing_is_stored_for_it(ray_runtime: No
     document["scheduler"] = "none"
     document["budget"] = {"num_samples": 2, "max_concurrent": 2}
     run_study(parse_spec(yaml.safe_dump(document), "flaky.yaml"), tmp_path, echo=lambda line: None)
-    code, out, _ = cli(["biasvar", "flaky", "--storage", str(tmp_path), "--top", "1", "--rounds", "3",
+    code, out, _ = run_cli(["biasvar", "flaky", "--storage", str(tmp_path), "--top", "1", "--rounds", "3",
                         "--method", "seeds", "--no-learning-curve"], capsys)
     assert code == 0
     assert "round 1 failed: RuntimeError: seed 2 is unlucky" in out

@@ -7,7 +7,7 @@ accepts, and must overfit one fixed batch; the inputs it cannot take are refused
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -69,12 +69,7 @@ ACCEPTED = [(m, k) for m, k in COMBINATIONS if SIGNATURES[k].rank in ACCEPTED_RA
 REFUSED = [(m, k) for m, k in COMBINATIONS if SIGNATURES[k].rank not in ACCEPTED_RANKS[m]]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def signature_for(model: str, signature: DataSignature) -> DataSignature:

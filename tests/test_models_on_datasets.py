@@ -3,7 +3,6 @@ experiment file is refused before anything runs."""
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import pytest
 import torch
@@ -30,12 +29,7 @@ SMALL_MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import REPO, SMALL_STUDY, small_study
-from tunelab.cli import main
+from conftest import REPO, SMALL_STUDY, run_cli, small_study
 from tunelab.errors import SpecError
 from tunelab.spec import load_spec
 
@@ -76,17 +75,6 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("grid smaller than budget", replaced(searcher={"name": "grid", "resolution": 2}, search_space={"depth": {"type": "int", "low": 1, "high": 2}}), "budget.num_samples", "expected at most 2, got 8"),
     ("negative patience", small_study(train={"early_stopping": {"patience": 0}}), "train.early_stopping.patience", "greater than or equal to 1"),
 ]
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process, as the console script does; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exited:
-        code = int(exited.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("document,field,words", [case[1:] for case in BAD_FILES], ids=[case[0] for case in BAD_FILES])

@@ -24,9 +24,9 @@ if best is None:
 else:
     with st.container(border=True):
         figures = st.columns(4)
-        figures[0].metric(f"Trial {int(best['trial_number'])} · {metric}", views.value_text(best["objective"]))
-        figures[1].metric("Best epoch", views.value_text(best.get("best_epoch")))
-        figures[2].metric("Epochs trained", views.value_text(best.get("epochs")))
+        figures[0].metric(f"Trial {int(best['trial_number'])} · {metric}", views.format_value(best["objective"]))
+        figures[1].metric("Best epoch", views.format_value(best.get("best_epoch")))
+        figures[2].metric("Epochs trained", views.format_value(best.get("epochs")))
         figures[3].metric("How it ended", views.status_label(best["status"]).replace("stopped by ", "by "))
         left, right = st.columns(2)
         left.dataframe(views.key_value_table(best, "param_", "parameter"), hide_index=True)
