@@ -97,3 +97,20 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "nothing", "--storage", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == f"tunelab: error: no study 'nothing' in {tmp_path}"
+
+
+def test_resume_refuses_a_study_folder_others_can_write_to(tmp_path: Path) -> None:
+    study = tmp_path / "shared"
+    study.mkdir()
+    (study / "tuner.pkl").write_bytes(b"not to be unpickled")
+    from tunelab.store import StudyWriter
+
+    StudyWriter(StudyPaths.of(tmp_path, "shared")).update_study(name="shared", status="running", spec_yaml="")
+    (study / "tuner.pkl").chmod(0o666)
+    done = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "shared", "--storage", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"tunelab: error: refusing to resume from {study / 'tuner.pkl'}: it is writable by every user, "
+        "and resuming unpickles what is there; resume only from your own storage"
+    )

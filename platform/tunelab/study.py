@@ -190,7 +190,7 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
         raise BadInputError(f"study {name!r} already completed; nothing to resume")
     from ray import tune
 
-    # Only the user's own storage: Ray's experiment state is unpickled to resume.
+    check_own_folder(paths.root)
     if not tune.Tuner.can_restore(str(paths.root)):
         raise BadInputError(f"{paths.root} has no Ray experiment state to resume from")
     spec = parse_spec(str(study["spec_yaml"]), f"{paths.study} (spec_yaml)")
@@ -204,6 +204,20 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
     StudyWriter(paths).update_study(status="running", resumed_at=now())
     tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data), resume_unfinished=True)
     return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+
+
+def check_own_folder(folder: Path) -> None:
+    """Resuming unpickles Ray's experiment state, which can run code: refuse a study folder
+    (or state file) that another user owns or that anyone may write to. (Group-writable is
+    allowed: with a umask of 002, a user's own files are.)"""
+    for path in (folder, *folder.glob("*.pkl"), *folder.glob("experiment_state-*.json")):
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o002:
+            who = "owned by another user" if info.st_uid != os.getuid() else "writable by every user"
+            raise BadInputError(
+                f"refusing to resume from {path}: it is {who}, and resuming unpickles what is there; "
+                "resume only from your own storage"
+            )
 
 
 def study_trainable(spec: Spec, data: Splits) -> Any:
