@@ -47,7 +47,8 @@ def trials_now(paths: StudyPaths) -> pd.DataFrame:
 
 def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(tmp_path: Path) -> None:
     document = small_study(name="crash", budget={"num_samples": 6, "max_concurrent": 2},
-                           train={"max_epochs": 30, "batch_size": 8, "early_stopping": {"patience": None}},
+                           train={"max_epochs": 30, "batch_size": 8, "early_stopping": {"patience": None},
+                                  "checkpoint_interval_s": 0},
                            model={"width": 256})
     document["scheduler"] = "none"
     (tmp_path / "crash.yaml").write_text(yaml.safe_dump(document))

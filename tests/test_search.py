@@ -269,10 +269,10 @@ def test_asha_rungs_are_the_epochs_at_which_ray_judges_a_trial(
     assert rungs == ray_decision_epochs(scheduler, max_epochs)
 
 
-def test_asha_builds_on_training_iterations() -> None:
+def test_asha_counts_epochs_not_reports() -> None:
     scheduler = ASHA().build(27, {"grace_period": 3, "reduction_factor": 3.0})
     assert isinstance(scheduler, ASHAScheduler)
-    assert scheduler._time_attr == "training_iteration"
+    assert scheduler._time_attr == "epoch"
     assert scheduler._max_t == 27
 
 
@@ -290,7 +290,7 @@ def test_a_grace_period_of_max_epochs_or_more_is_a_problem(scheduler: ASHA | Med
 def test_median_stopping_counts_epochs_not_seconds() -> None:
     scheduler = MedianStopping().build(10, {"grace_period": 2, "min_samples_required": 4})
     assert isinstance(scheduler, MedianStoppingRule)
-    assert scheduler._time_attr == "training_iteration"
+    assert scheduler._time_attr == "epoch"
     assert scheduler._grace_period == 2
     assert scheduler._min_samples_required == 4
     assert MedianStopping().rung_epochs(6, {"grace_period": 2, "min_samples_required": 4}) == [2, 3, 4, 5]
@@ -329,20 +329,28 @@ def test_study_search_suggests_a_config_from_the_define_by_run_space() -> None:
 def test_a_trial_stopped_by_the_scheduler_is_pruned_with_its_reports_kept() -> None:
     search = study_search()
     search.suggest("t1")
-    search.on_trial_result("t1", {"val_loss": 0.7, "training_iteration": 1})
-    search.on_trial_result("t1", {"val_loss": 0.5, "training_iteration": 2})
-    search.on_trial_complete("t1", result={"val_loss": 0.5, "training_iteration": 2})
+    search.on_trial_result("t1", {"val_loss": 0.7, "epoch": 1})
+    search.on_trial_result("t1", {"val_loss": 0.5, "epoch": 2})
+    search.on_trial_complete("t1", result={"val_loss": 0.5, "epoch": 2})
 
     trial = optuna_trial(search)
     assert trial.state == TrialState.PRUNED
     assert trial.intermediate_values == {1: 0.7, 2: 0.5}
 
 
+def test_a_report_carrying_several_epochs_gives_optuna_each_of_them() -> None:
+    search = study_search()
+    search.suggest("t1")
+    rows = [{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.6}, {"epoch": 3, "val_loss": 0.4}]
+    search.on_trial_result("t1", {"val_loss": 0.4, "epoch": 3, "epoch_rows": rows})
+    assert optuna_trial(search).intermediate_values == {1: 0.9, 2: 0.6, 3: 0.4}
+
+
 def test_a_trial_that_ended_on_its_own_is_complete_with_its_value() -> None:
     search = study_search()
     search.suggest("t1")
-    search.on_trial_result("t1", {"val_loss": 0.5, "training_iteration": 1})
-    search.on_trial_complete("t1", result={"val_loss": 0.25, "training_iteration": 2, "trial_end": "completed"})
+    search.on_trial_result("t1", {"val_loss": 0.5, "epoch": 1})
+    search.on_trial_complete("t1", result={"val_loss": 0.25, "epoch": 2, "trial_end": "completed"})
 
     trial = optuna_trial(search)
     assert trial.state == TrialState.COMPLETE
@@ -353,7 +361,7 @@ def test_a_trial_that_ended_on_its_own_is_complete_with_its_value() -> None:
 def test_patience_and_divergence_count_as_ended_on_their_own(trial_end: str) -> None:
     search = study_search()
     search.suggest("t1")
-    search.on_trial_complete("t1", result={"val_loss": 0.9, "training_iteration": 3, "trial_end": trial_end})
+    search.on_trial_complete("t1", result={"val_loss": 0.9, "epoch": 3, "trial_end": trial_end})
     assert optuna_trial(search).state == TrialState.COMPLETE
     assert optuna_trial(search).value == 0.9
 
@@ -361,7 +369,7 @@ def test_patience_and_divergence_count_as_ended_on_their_own(trial_end: str) -> 
 def test_an_errored_trial_is_failed() -> None:
     search = study_search()
     search.suggest("t1")
-    search.on_trial_result("t1", {"val_loss": 0.5, "training_iteration": 1})
+    search.on_trial_result("t1", {"val_loss": 0.5, "epoch": 1})
     search.on_trial_complete("t1", error=True)
 
     trial = optuna_trial(search)
@@ -373,8 +381,8 @@ def test_optuna_ranks_a_pruned_trial_below_completed_ones() -> None:
     search = study_search()
     for trial_id, value, ended in (("t1", 0.1, False), ("t2", 0.4, True), ("t3", 0.3, True)):
         search.suggest(trial_id)
-        search.on_trial_result(trial_id, {"val_loss": value, "training_iteration": 1})
-        result = {"val_loss": value, "training_iteration": 1, **({"trial_end": "completed"} if ended else {})}
+        search.on_trial_result(trial_id, {"val_loss": value, "epoch": 1})
+        result = {"val_loss": value, "epoch": 1, **({"trial_end": "completed"} if ended else {})}
         search.on_trial_complete(trial_id, result=result)
     # The pruned trial's early 0.1 does not become the study's best.
     assert search._ot_study.best_trial.number == 2

@@ -333,3 +333,53 @@ def test_epoch_rows_of_a_killed_writer_are_recovered_by_the_next_one(tmp_path: P
     assert list(recovered["epoch"]) == [1, 2, 3]
     assert recovered["val_loss"].iloc[-1] == float("inf")
     assert not paths.epochs_log.exists()
+
+
+def test_trial_rows_of_a_killed_writer_are_recovered_by_the_next_one(tmp_path: Path) -> None:
+    """A trial logged as finished survives a kill before the next flush, types and all."""
+    from datetime import datetime, timezone
+
+    from tunelab.store import StudyPaths, StudyWriter, read_trials
+
+    paths = StudyPaths.of(tmp_path, "killed")
+    first = StudyWriter(paths)
+    first.update_study(name="killed")
+    started = datetime(2026, 11, 23, 12, 0, 0, 250000, tzinfo=timezone.utc)
+    first.update_trial("a", trial_number=1, status="running", started_at=started, param_batch_size=32)
+    first.flush()
+    first.update_trial("a", status="completed", finished_at=datetime(2026, 11, 23, 12, 0, 5, tzinfo=timezone.utc),
+                       objective=0.25, epochs=7)
+    first.log_trial("a")
+    first.update_trial("b", trial_number=2, status="running", started_at=started)  # not logged: Ray restarts it
+    assert read_trials(paths).iloc[0]["status"] == "running", "not flushed yet"
+    with open(paths.trials_log, "a") as log:  # the kill tore the last line in half
+        log.write('{"trial_id": "a", "stat')
+    del first  # no flush: the process died
+
+    StudyWriter(paths)
+    trial = read_trials(paths).set_index("trial_id").loc["a"]
+    assert trial["status"] == "completed" and trial["objective"] == 0.25 and trial["epochs"] == 7
+    assert trial["started_at"] == pd.Timestamp(started) and trial["param_batch_size"] == 32
+    assert (trial["finished_at"] - trial["started_at"]).total_seconds() == 4.75
+    assert not paths.trials_log.exists()
+
+
+def test_the_results_callback_reopens_a_table_with_a_trial_that_has_no_epoch_yet(tmp_path: Path) -> None:
+    """Resuming unpickles the callback, which reads the table back: a trial that had started but
+    not reported (its epochs NaN there) must not stop the resume."""
+    import pickle
+
+    from tunelab.store import StudyPaths, StudyWriter
+    from tunelab.store_callback import StoreCallback
+
+    paths = StudyPaths.of(tmp_path, "reopen")
+    writer = StudyWriter(paths)
+    writer.update_study(name="reopen")
+    writer.update_trial("a", trial_number=1, status="completed", epochs=5, rerun_epochs=2)
+    writer.update_trial("b", trial_number=2, status="running")
+    writer.flush()
+
+    callback = pickle.loads(pickle.dumps(StoreCallback(paths, objective="val_loss", scheduler_name="asha")))
+    assert callback.trial_number("a") == 1 and callback.trial_number("b") == 2
+    assert callback.trial_number("c") == 3, "new trials number on after the stored ones"
+    assert callback._highest_epoch == {"a": 5, "b": 0}

@@ -69,6 +69,16 @@ def test_all_three_tables_are_written_with_consistent_row_counts(cli_study: Fini
     assert epochs[["train_loss", "val_loss", "train_acc", "val_acc", "lr", "epoch_seconds"]].notna().all().all()
 
 
+def test_epochs_sent_together_are_each_stored_once_in_order_with_their_time(cli_study: FinishedStudy) -> None:
+    # The small study's epochs last milliseconds: the trials send them to the driver in batches.
+    trials = read_trials(cli_study.paths)
+    assert "rerun_epochs" not in trials or (trials["rerun_epochs"].fillna(0) == 0).all(), "an epoch counted twice"
+    epochs = read_epochs(cli_study.paths)
+    for _, rows in epochs.sort_values("epoch").groupby("trial_id"):
+        assert list(rows["epoch"]) == list(range(1, len(rows) + 1))
+        assert rows["time_total_s"].is_monotonic_increasing and rows["time_total_s"].iloc[0] > 0
+
+
 def test_asha_stops_some_trials_at_its_rungs(cli_study: FinishedStudy) -> None:
     study = read_study(cli_study.paths)
     trials = read_trials(cli_study.paths)
@@ -219,7 +229,8 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_and_completes(ra
     document["model"] = {"name": "study_models:FailOnceMLP", "marker": str(marker)}
     document["search_space"] = {"width": {"type": "choice", "values": [16]}}
     document["scheduler"] = "none"
-    document["train"] = {"max_epochs": 5, "early_stopping": {"patience": None}, "batch_size": 64}
+    document["train"] = {"max_epochs": 5, "early_stopping": {"patience": None}, "batch_size": 64,
+                         "checkpoint_interval_s": 0}
     outcome = run_study(parse_spec(yaml.safe_dump(document), "retry.yaml"), tmp_path, echo=lambda line: None)
 
     assert marker.exists(), "the trial did fail once"

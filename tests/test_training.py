@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,8 +16,10 @@ from tunelab_models import resolve_params
 
 from tunelab.datasets import Splits, load_splits
 from tunelab.training.knobs import TRAINING_KNOBS
+from tunelab.training import loop
 from tunelab.training.loop import train_trial
 from tunelab.training.plan import TrainingRules, TrialPlan
+from tunelab.training.tasks import one_vs_rest_auc
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +106,18 @@ def test_resuming_from_a_checkpoint_continues_exactly(digits: Splits, tmp_path: 
         assert got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
 
 
-def test_checkpoints_follow_checkpoint_every_and_always_the_last_epoch(digits: Splits) -> None:
-    reports = run(plan(max_epochs=5, checkpoint_every=2), digits)
-    assert [state is not None for _, state in reports] == [False, True, False, True, True]
+def test_checkpoints_fall_due_by_training_time_and_always_at_the_end(
+    digits: Splits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = iter(range(1000))  # a clock that advances one second each time it is read
+    monkeypatch.setattr(loop, "checkpoint_clock", lambda: float(next(ticks)))
+    reports = run(plan(max_epochs=5, checkpoint_interval_s=2.5), digits)
+    assert [state is not None for _, state in reports] == [False, False, True, False, True]
+
+
+def test_a_zero_checkpoint_interval_checkpoints_every_epoch(digits: Splits) -> None:
+    reports = run(plan(max_epochs=3, checkpoint_interval_s=0), digits)
+    assert [state is not None for _, state in reports] == [True, True, True]
 
 
 def test_full_batch_and_stochastic_extremes_train(digits: Splits) -> None:
@@ -201,6 +213,18 @@ def test_full_batch_is_one_step_per_epoch(digits: Splits) -> None:
 
 
 # ---- task-aware metrics ---------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_matches_scikit_learn_with_ties_and_many_classes(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, size=300)
+    # Rounded scores: many ties, which the rank statistic must count as half.
+    probabilities = np.round(rng.dirichlet(np.ones(4), size=300) + 0.3 * np.eye(4)[labels], 1)
+    expected = np.mean([roc_auc_score(labels == c, probabilities[:, c]) for c in range(4)])
+    assert one_vs_rest_auc(probabilities, labels) == pytest.approx(expected, abs=1e-12)
+
 
 def test_classification_final_evaluation_has_auc_and_a_confusion_matrix(digits: Splits) -> None:
     import json

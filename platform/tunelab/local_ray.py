@@ -53,6 +53,11 @@ def quiet_ray_logs() -> None:
     # Ray's result loggers are off on purpose (our store replaces them), so its analysis
     # object finds no result.json to read.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # A grid searcher stops its Optuna study once every point was tried; Ray reports the stop
+    # as a warning because it is not called from inside an objective. It is the expected end.
+    logging.getLogger("ray.tune.search.optuna.optuna_search").addFilter(
+        lambda record: "Study.stop" not in record.getMessage()
+    )
 
 
 def concurrent_trial_slots(spec: Spec) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["min", "max"]
 
@@ -24,9 +24,19 @@ FINAL_METRICS: tuple[str, ...] = (
     "test_loss", "test_acc", "test_r2", "val_auc", "test_auc",
 )
 
+# A report may carry several epochs (short epochs are sent together): their rows, oldest
+# first, each with `epoch` and the EPOCH_METRICS the task has. The report's own metrics are
+# those of its last epoch.
+EPOCH_ROWS = "epoch_rows"
+
 # The key in a trial's final report that says how it ended on its own. A trial whose last
 # report lacks it was stopped from outside (by the scheduler or the time budget).
 TRIAL_END = "trial_end"
+
+
+def epoch_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The epochs one report carries, oldest first (a report without rows is one epoch)."""
+    return result.get(EPOCH_ROWS) or [result]
 
 
 def metric_mode(metric: str) -> Mode:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import Mode, ended_status
+from tunelab.metrics import Mode, ended_status, epoch_rows
 from tunelab.store_callback import StoreCallback
 
 HEARTBEAT_S = 15.0
@@ -71,9 +71,10 @@ class ProgressCallback(Callback):
         self.running.add(trial.trial_id)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
-        value = result.get(self.objective)
-        if isinstance(value, (int, float)) and math.isfinite(value) and self._better(value):
-            self.best_value, self.best_trial = float(value), trial.trial_id
+        for row in epoch_rows(result):
+            value = row.get(self.objective)
+            if isinstance(value, (int, float)) and math.isfinite(value) and self._better(value):
+                self.best_value, self.best_trial = float(value), trial.trial_id
         if time.monotonic() - self.last_line >= HEARTBEAT_S:
             self._line("")
 

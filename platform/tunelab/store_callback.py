@@ -11,7 +11,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, TRIAL_STATUSES, ended_status
+from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, TRIAL_STATUSES, ended_status, epoch_rows
 from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store.layout import PARAM_PREFIX
 
@@ -38,8 +38,10 @@ class StoreCallback(Callback):
         trials = self.writer.trials()
         # Ray's trial ids are random: number trials in the order they start (1, 2, ...),
         # continuing after the trials the store already has.
-        self._numbers = {row["trial_id"]: int(row["trial_number"]) for row in trials if "trial_number" in row}
-        self._highest_epoch = {row["trial_id"]: int(row.get("epochs", 0) or 0) for row in trials}
+        self._numbers = {
+            row["trial_id"]: _count(row["trial_number"]) for row in trials if _is_number(row.get("trial_number"))
+        }
+        self._highest_epoch = {row["trial_id"]: _count(row.get("epochs")) for row in trials}
 
     # Ray pickles the callbacks with the experiment and unpickles them to resume it: carry only
     # the settings, and read the tables again from disk when unpickled.
@@ -70,17 +72,17 @@ class StoreCallback(Callback):
         self._flush_if_due()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+        rows = epoch_rows(result)
+        # Ray times the report, i.e. the last epoch: earlier ones ended their successors'
+        # seconds before it.
+        ended = _number(result.get("time_total_s"))
+        ended_at = [ended]
+        for row in reversed(rows[1:]):
+            ended -= _number(row.get("epoch_seconds"))
+            ended_at.insert(0, ended)
+        for row, time_total_s in zip(rows, ended_at):
+            self._add_epoch(trial.trial_id, row, time_total_s)
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        row = {"trial_id": trial.trial_id, "epoch": epoch}
-        row.update({name: _number(result.get(name)) for name in EPOCH_METRICS})
-        row["time_total_s"] = _number(result.get("time_total_s"))
-        self.writer.add_epoch(row)
-        highest = self._highest_epoch.get(trial.trial_id, 0)
-        if epoch <= highest:
-            # Reported before: a retried or resumed trial went back to an older checkpoint.
-            reruns = int(self.writer.trial(trial.trial_id).get("rerun_epochs", 0) or 0) + 1
-            self.writer.update_trial(trial.trial_id, rerun_epochs=reruns)
-        self._highest_epoch[trial.trial_id] = max(highest, epoch)
         self.writer.update_trial(
             trial.trial_id,
             epochs=epoch,
@@ -93,6 +95,19 @@ class StoreCallback(Callback):
         if "test_confusion" in result:  # JSON text: rows are true classes, columns predictions
             self.writer.update_trial(trial.trial_id, test_confusion=result["test_confusion"])
         self._flush_if_due()
+
+    def _add_epoch(self, trial_id: str, reported: dict[str, Any], time_total_s: float) -> None:
+        epoch = int(reported.get("epoch", reported.get("training_iteration", 0)))
+        row = {"trial_id": trial_id, "epoch": epoch}
+        row.update({name: _number(reported.get(name)) for name in EPOCH_METRICS})
+        row["time_total_s"] = time_total_s
+        self.writer.add_epoch(row)
+        highest = self._highest_epoch.get(trial_id, 0)
+        if epoch <= highest:
+            # Reported before: a retried or resumed trial went back to an older checkpoint.
+            reruns = _count(self.writer.trial(trial_id).get("rerun_epochs")) + 1
+            self.writer.update_trial(trial_id, rerun_epochs=reruns)
+        self._highest_epoch[trial_id] = max(highest, epoch)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         if self._already_finished(trial.trial_id):
@@ -110,9 +125,10 @@ class StoreCallback(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """A failed trial restarts from its last checkpoint; count it and keep the reason."""
-        retries = int(self.writer.trial(trial.trial_id).get("retries", 0) or 0) + 1
+        retries = _count(self.writer.trial(trial.trial_id).get("retries")) + 1
         self.writer.update_trial(trial.trial_id, status="running", retries=retries, error=_error_message(trial))
-        self.writer.flush()
+        self.writer.log_trial(trial.trial_id)
+        self._flush_if_due()
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = trial.last_result or {}
@@ -130,7 +146,7 @@ class StoreCallback(Callback):
                 self.writer.update_trial(
                     record["trial_id"],
                     status="interrupted",
-                    stop_epoch=int(record.get("epochs", 0) or 0),
+                    stop_epoch=_count(record.get("epochs")),
                     stop_reason="still running when the study ended (time budget or interrupt)",
                 )
         self.writer.flush()
@@ -142,13 +158,27 @@ class StoreCallback(Callback):
         self.writer.update_trial(
             trial.trial_id, finished_at=finished, duration_s=(finished - started).total_seconds(), **fields
         )
-        self.writer.flush()
-        self._last_flush = time.monotonic()
+        self.writer.log_trial(trial.trial_id)
+        self._flush_if_due()
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        # Between results too (long epochs, the last trials of a study), the tables on disk
+        # stay at most FLUSH_EVERY_S behind.
+        self._flush_if_due()
 
     def _flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             self.writer.flush()
             self._last_flush = time.monotonic()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> int:
+    """A count read back from the tables: absent in a row is NaN there, and means 0."""
+    return int(value) if _is_number(value) else 0
 
 
 def _number(value: Any) -> float:

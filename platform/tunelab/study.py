@@ -75,9 +75,13 @@ def study_setup(spec: Spec) -> StudySetup:
         monitor=spec.monitor_metric,
         monitor_mode=metric_mode(spec.monitor_metric),
         seed=spec.train.seed,
-        checkpoint_every=spec.train.checkpoint_every,
+        checkpoint_interval_s=spec.train.checkpoint_interval_s,
     )
+    scheduler = SCHEDULERS[spec.scheduler.name]
     return StudySetup(
+        decision_epochs=frozenset(
+            scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
+        ),
         model_name=spec.model.name,
         fixed_model_params=spec.model.options(),
         fixed_knobs=spec.train.options(),
@@ -170,7 +174,9 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             name=spec.name,
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: with one, Ray snapshots the whole experiment state (every trial and the
+            # searcher) each time any trial checkpoints, which grows with the study.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
             verbose=0,
         ),

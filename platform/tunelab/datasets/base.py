@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from tunelab.errors import BadInputError
 from tunelab_models.params import Param
@@ -133,6 +132,9 @@ def split_indices(
             f"data set {name!r} has only {rows} rows, too few for a train/validation/test split; "
             "use more samples"
         )
+    # Imported here: trial processes receive split arrays and never need scikit-learn.
+    from sklearn.model_selection import train_test_split
+
     # One generator drives both cuts, so the whole split follows from the seed.
     random_state = np.random.RandomState(seed)
     stratify = y if task == "classification" else None

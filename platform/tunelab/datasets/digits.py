@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from tunelab.datasets.base import DataSet, GeneratedData
 from tunelab.datasets.registry import register
@@ -28,6 +27,8 @@ class Digits(DataSet):
 
     @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
+        from sklearn.datasets import load_digits  # only where data is generated
+
         bunch = load_digits()
         images = bunch.images.astype(np.float32)[:, np.newaxis, :, :]
         return GeneratedData(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import make_classification, make_moons
 
 from tunelab.datasets.base import DataSet, GeneratedData
 from tunelab.datasets.registry import register
@@ -51,6 +50,8 @@ class Moons(DataSet):
 
     @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
+        from sklearn.datasets import make_moons  # only where data is generated
+
         x, y = make_moons(
             n_samples=params["n_samples"], noise=params["noise"], random_state=params["generator_seed"]
         )
@@ -95,6 +96,8 @@ class Classification(DataSet):
 
     @classmethod
     def generate(cls, params: dict[str, Any]) -> GeneratedData:
+        from sklearn.datasets import make_classification  # only where data is generated
+
         x, y = make_classification(
             n_samples=params["n_samples"],
             n_features=params["n_features"],

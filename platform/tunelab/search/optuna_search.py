@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import optuna
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from tunelab.metrics import TRIAL_END
+from tunelab.metrics import TRIAL_END, epoch_rows
 from tunelab.spec.checks import evaluation_order
 from tunelab.spec.distributions import _Distribution
 
@@ -42,6 +43,11 @@ class StudySearch(OptunaSearch):
     trial and by how far it got, which is how Optuna treats trials its own pruners stop.
     A trial that ended on its own (completed, patience, diverged) says so in `trial_end`.
     """
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # Optuna's intermediate values are per epoch; one report may carry several epochs.
+        for row in epoch_rows(result):
+            super().on_trial_result(trial_id, {self.metric: row[self.metric], TRAINING_ITERATION: row["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         stopped_by_scheduler = not error and result is not None and TRIAL_END not in result

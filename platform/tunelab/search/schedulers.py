@@ -18,7 +18,8 @@ class Scheduler:
         raise NotImplementedError
 
     def rung_epochs(self, max_epochs: int, options: Mapping[str, Any]) -> list[int]:
-        """Epochs at which this scheduler may stop a trial (for the curves' markers)."""
+        """Epochs at which this scheduler may stop a trial: trials report them at once, and
+        the curves mark them."""
         return []
 
     def problems(self, max_epochs: int, options: Mapping[str, Any]) -> dict[str, str]:
@@ -45,8 +46,9 @@ class ASHA(Scheduler):
     def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
         # metric/mode deliberately not set here: with OptunaSearch they go on the searcher
         # and TuneConfig only (Ray refuses them in both places).
+        # Epochs, not reports: a report may carry several short epochs.
         return ASHAScheduler(
-            time_attr="training_iteration",
+            time_attr="epoch",
             max_t=max_epochs,
             grace_period=options["grace_period"],
             reduction_factor=options["reduction_factor"],
@@ -82,7 +84,7 @@ class MedianStopping(Scheduler):
     def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
         # Ray's default time_attr counts wall-clock seconds (60 s grace): count epochs instead.
         return MedianStoppingRule(
-            time_attr="training_iteration",
+            time_attr="epoch",
             grace_period=options["grace_period"],
             min_samples_required=options["min_samples_required"],
         )

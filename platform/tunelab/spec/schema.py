@@ -67,7 +67,10 @@ class TrainSpec(OptionsModel):
     max_epochs: int = Field(default=20, ge=1, le=100_000)
     early_stopping: EarlyStopping = EarlyStopping()
     seed: int = 0
-    checkpoint_every: int = Field(default=1, ge=1)
+    # A trial saves a checkpoint once this much training time has passed since its last one,
+    # and always when it ends: a crash loses at most this long of work per trial, and short
+    # epochs do not pay for a checkpoint each. 0: every epoch.
+    checkpoint_interval_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
 
 
 class Budget(StrictModel):

@@ -43,6 +43,11 @@ class StudyPaths:
         """Write-ahead log of epoch rows not yet in a part file (see StudyWriter)."""
         return self.epochs / "pending.jsonl"
 
+    @property
+    def trials_log(self) -> Path:
+        """Write-ahead log of trial rows not yet in the trials table (see StudyWriter)."""
+        return self.root / "trials.pending.jsonl"
+
     def epoch_parts(self) -> list[Path]:
         """Part files in write order (their names sort by sequence number)."""
         if not self.epochs.is_dir():

@@ -7,6 +7,9 @@ Until its part is written, each epoch row also sits in a write-ahead log, append
 arrives: a driver killed between two flushes loses no row, because the next writer opened on
 the study turns what the log holds into a part first. (A trial resumed from a checkpoint
 does not report that checkpoint's epochs again, so the rows must survive on our side.)
+A trial row that must not be lost (a trial finished, or failed and restarted) goes to a
+second log, `log_trial`: an append, where rewriting the trials table would cost time that
+grows with the study, once per trial.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import datetime
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.store.atomic import write_parquet_atomic
@@ -39,7 +44,9 @@ class StudyWriter:
         parts = paths.epoch_parts()
         self._next_part = _part_number(parts[-1]) + 1 if parts else 1
         self._log: IO[str] | None = None
+        self._trials_log: IO[str] | None = None
         self._recover_logged_epochs()
+        self._recover_logged_trials()
 
     def update_study(self, **fields: Any) -> None:
         self._study.update(fields)
@@ -63,6 +70,13 @@ class StudyWriter:
         self._log.write(json.dumps(row, default=str) + "\n")
         self._log.flush()  # in the OS's hands now: it survives the process being killed
 
+    def log_trial(self, trial_id: str) -> None:
+        """Make the trial's row as it is now survive a killed process, without a flush."""
+        if self._trials_log is None:
+            self._trials_log = open(self.paths.trials_log, "a", encoding="utf-8")
+        self._trials_log.write(json.dumps(self._trials[trial_id], default=_to_json) + "\n")
+        self._trials_log.flush()
+
     def flush(self) -> None:
         if self._pending_epochs:
             self._write_part(self._pending_epochs)
@@ -74,6 +88,8 @@ class StudyWriter:
         if self._trials_dirty:
             write_parquet_atomic(pd.DataFrame(self.trials()), self.paths.trials)
             self._trials_dirty = False
+            if self._trials_log is not None:
+                os.ftruncate(self._trials_log.fileno(), 0)  # those rows are in the table now
 
     def _write_part(self, rows: list[dict[str, Any]]) -> None:
         write_parquet_atomic(pd.DataFrame(rows), self.paths.epochs / f"part-{self._next_part:08d}.parquet")
@@ -96,6 +112,21 @@ class StudyWriter:
             self._write_part(rows)
         log.unlink()
 
+    def _recover_logged_trials(self) -> None:
+        """Trial rows a killed writer logged but never wrote to the table (later lines win)."""
+        log = self.paths.trials_log
+        if not log.exists():
+            return
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line, object_hook=_from_json)
+            except json.JSONDecodeError:
+                continue  # a line torn by the kill
+            self._trials.setdefault(row["trial_id"], {}).update(row)
+            self._trials_dirty = True
+        self.flush()
+        log.unlink()
+
     def compact_epochs(self) -> None:
         """Merge all part files into one; readers see duplicates at worst, never gaps."""
         old_parts = self.paths.epoch_parts()
@@ -106,6 +137,20 @@ class StudyWriter:
         self._next_part += 1
         for part in old_parts:
             part.unlink(missing_ok=True)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _from_json(record: dict[str, Any]) -> Any:
+    if record.keys() == {"__datetime__"}:
+        return pd.Timestamp(record["__datetime__"])
+    return record
 
 
 def _part_number(part: Any) -> int:

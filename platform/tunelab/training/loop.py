@@ -6,7 +6,6 @@ dict to save (or None when no checkpoint is due). The last call carries `trial_e
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -27,6 +26,7 @@ from tunelab.training.tasks import TASKS, TrainingTask
 
 OnEpoch = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
+checkpoint_clock = time.monotonic  # when checkpoints fall due (tests replace it)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     objective = BestTracker(rules.objective_mode)
     patience = BestTracker(rules.monitor_mode, rules.min_delta)
     shuffle = torch.Generator(device="cpu").manual_seed(rules.seed)
-    best_weights = copy.deepcopy(model.state_dict())
+    best_weights = copy_weights(model)
     first_epoch = 1
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -118,6 +118,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
             return TrialResult({"epoch": first_epoch - 1, TRIAL_END: resume["trial_end"]}, model, task)
 
     metrics: dict[str, Any] = {}
+    last_checkpoint = checkpoint_clock()
     for epoch in range(first_epoch, rules.max_epochs + 1):
         started = time.perf_counter()
         epoch_lr = optimizer.param_groups[0]["lr"]
@@ -155,7 +156,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
             end = "diverged"
         else:
             if objective.update(metrics[rules.objective], epoch):
-                best_weights = copy.deepcopy(model.state_dict())
+                best_weights = copy_weights(model)
             patience.update(metrics[rules.monitor], epoch)
             if rules.patience is not None and patience.epochs_without_improvement >= rules.patience:
                 end = "early_stopped_patience"
@@ -172,7 +173,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         metrics["epoch_seconds"] = time.perf_counter() - started
 
         state = None
-        if end or epoch % rules.checkpoint_every == 0:
+        if end or checkpoint_clock() - last_checkpoint >= rules.checkpoint_interval_s:
+            last_checkpoint = checkpoint_clock()
             state = {
                 "epoch": epoch,
                 "model": model.state_dict(),
@@ -200,7 +202,7 @@ def final_evaluation(
     The held-out test split is touched once, after the trial has ended: it never takes
     part in choosing a configuration.
     """
-    current = copy.deepcopy(model.state_dict())
+    current = copy_weights(model)
     model.load_state_dict(best_weights)
     val_x, val_y = to_device(data.val_x, data.val_y, task, device)
     test_x, test_y = to_device(data.test_x, data.test_y, task, device)
@@ -214,6 +216,11 @@ def final_evaluation(
         results["test_confusion"] = json.dumps(test_final["confusion"])
     model.load_state_dict(current)
     return results
+
+
+def copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A snapshot of the model's state that later training steps do not change."""
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
 def prefixed(split: str, values: dict[str, float]) -> dict[str, float]:

@@ -23,7 +23,7 @@ class TrainingRules:
     monitor: str
     monitor_mode: Mode
     seed: int  # model initialisation and shuffling: the same for every trial
-    checkpoint_every: int = 1
+    checkpoint_interval_s: float = 0.0  # 0: a checkpoint every epoch
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class StudySetup:
     rules: TrainingRules
     cpus_per_trial: float
     gpus_per_trial: float
+    decision_epochs: frozenset[int] = frozenset()  # epochs the scheduler judges: reported at once
 
     def plan_for(self, config: Mapping[str, Any], device: str = "cpu") -> TrialPlan:
         model_param_names = {p.name for p in get_model(self.model_name).hyperparameters}

@@ -95,10 +95,20 @@ TASKS: dict[str, TrainingTask] = {task.name: task for task in (Classification(),
 
 def one_vs_rest_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Mean one-vs-rest ROC AUC over the classes present (NaN if fewer than two)."""
-    from sklearn.metrics import roc_auc_score
-
     present = np.unique(labels)
     if len(present) < 2:
         return math.nan
-    scores = [roc_auc_score(labels == c, probabilities[:, c]) for c in present]
-    return float(np.mean(scores))
+    return float(np.mean([binary_auc(probabilities[:, c], labels == c) for c in present]))
+
+
+def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic: the chance that a positive example scores above
+    a negative one, ties counting half. (scikit-learn's roc_auc_score gives the same figure
+    but costs milliseconds per class in input checks, at the end of every trial.)"""
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based, ties share their mean rank
+    n_positive = int(positive.sum())
+    n_negative = len(scores) - n_positive
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))

@@ -15,6 +15,7 @@ from ray import tune
 from tunelab.datasets import Splits
 from tunelab.training.loop import train_trial
 from tunelab.training.plan import StudySetup
+from tunelab.training.reporting import EpochReporter
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -38,7 +39,7 @@ def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup) -
             torch.save(state, Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    train_trial(plan, data, report, resume=load_checkpoint(tune.get_checkpoint()))
+    train_trial(plan, data, EpochReporter(report, setup.decision_epochs), resume=load_checkpoint(tune.get_checkpoint()))
 
 
 def load_checkpoint(checkpoint: tune.Checkpoint | None) -> dict[str, Any] | None:

@@ -1,0 +1,304 @@
+"""Search quality per unit of time: TPE + ASHA vs random search vs in-process Optuna.
+
+The same search space, trial budget and epoch budget on each data set, three seeds each,
+every run in a fresh process, one after the other:
+
+  tpe+asha   `tunelab run`: Optuna's TPE proposes, ASHA stops unpromising trials at its rungs
+  random     `tunelab run`: random search, every trial trains all its epochs
+  optuna     plain Optuna in one process (no Ray): TPE with Optuna's successive-halving
+             pruner at the same rungs, one thread per trial, as many threads as slots
+
+Patience early stopping is off everywhere: the only early stopping is the scheduler's.
+Printed per run: the time from the first trial's start until some trial first reached the
+target validation accuracy, the best validation accuracy, the test accuracy of the trial
+chosen by validation accuracy, the epochs trained in all, and the wall time.
+
+    python bench/search.py                  # digits and MNIST-1D, seeds 0-2 (about 15 minutes)
+    python bench/search.py --datasets digits --seeds 0
+    python bench/search.py --smoke          # tiny sizes: prints every figure in a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("tpe+asha", "random", "optuna")
+GRACE_PERIOD, REDUCTION_FACTOR = 3, 3
+
+# The quickstart's search space: the five classic knobs of an MLP.
+SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 1.0e-4, "high": 0.3},
+    "batch_size": {"type": "choice", "values": [16, 32, 64, 128]},
+    "optimizer": {"type": "choice", "values": ["sgd", "adam"]},
+    "momentum": {"type": "uniform", "low": 0.0, "high": 0.95, "when": {"optimizer": "sgd"}},
+    "depth": {"type": "int", "low": 1, "high": 4},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    dataset: dict[str, Any]
+    width: int
+    max_epochs: int
+    num_samples: int
+    target: float  # validation accuracy
+
+
+WORKLOADS = {
+    "digits": Workload({"name": "digits", "seed": 0}, width=64, max_epochs=40, num_samples=48, target=0.97),
+    "mnist1d": Workload({"name": "mnist1d", "seed": 0, "num_samples": 4000}, width=128, max_epochs=40,
+                        num_samples=48, target=0.70),
+}
+SMOKE = {
+    "digits": Workload({"name": "digits", "seed": 0, "max_train_samples": 300}, width=16, max_epochs=4,
+                       num_samples=4, target=0.5),
+    "mnist1d": Workload({"name": "mnist1d", "seed": 0, "num_samples": 1000, "max_train_samples": 300}, width=16,
+                        max_epochs=4, num_samples=4, target=0.2),
+}
+
+
+def experiment(name: str, work: Workload, method: str, seed: int, slots: int) -> dict[str, Any]:
+    """The experiment file of one run (the optuna method reads the same file)."""
+    asha = method == "tpe+asha"
+    return {
+        "name": name,
+        "dataset": work.dataset,
+        "model": {"name": "mlp", "width": work.width, "activation": "relu"},
+        "search_space": SPACE,
+        "objective": {"metric": "val_acc"},
+        "train": {"max_epochs": work.max_epochs, "early_stopping": {"patience": None}},
+        "searcher": {"name": "random" if method == "random" else "tpe", "seed": seed,
+                     **({} if method == "random" else {"n_startup_trials": 8})},
+        "scheduler": {"name": "asha", "grace_period": GRACE_PERIOD, "reduction_factor": REDUCTION_FACTOR}
+        if asha else {"name": "none"},
+        "budget": {"num_samples": work.num_samples, "max_concurrent": slots},
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# One run, in its own process: what it writes is a JSON record of the run.
+
+
+def run_tunelab(spec_file: Path, out: Path) -> None:
+    """`tunelab run`; the epochs' times come from its results store."""
+    import pandas as pd
+
+    from tunelab.store import StudyPaths, read_epochs, read_trials
+
+    spec = yaml.safe_load(spec_file.read_text())
+    storage = out.parent / "tunelab-results"
+    command = [str(Path(sys.executable).with_name("tunelab")), "run", str(spec_file), "--storage", str(storage)]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    out.with_suffix(".log").write_text(finished.stdout + finished.stderr)
+    if finished.returncode != 0:
+        raise SystemExit(f"tunelab run failed ({finished.returncode}); see {out.with_suffix('.log')}")
+    paths = StudyPaths.of(storage, spec["name"])
+    trials, epochs = read_trials(paths), read_epochs(paths)
+    started = trials.set_index("trial_id")["started_at"].map(pd.Timestamp.timestamp)
+    reached = epochs.assign(at=epochs["trial_id"].map(started) + epochs["time_total_s"])
+    evaluated = trials.dropna(subset=["final_test_acc"]) if "final_test_acc" in trials else trials.iloc[0:0]
+    chosen = evaluated.loc[evaluated["objective"].idxmax()] if len(evaluated) else None
+    write_record(
+        out,
+        first_start=float(started.min()),
+        epochs=[(float(at), float(acc)) for at, acc in zip(reached["at"], reached["val_acc"])],
+        best_val=float(trials["objective"].max()),
+        chosen_test=float(chosen["final_test_acc"]) if chosen is not None else math.nan,
+        trials=len(trials),
+        stopped=int((trials["status"] == "stopped_early").sum()),
+    )
+
+
+def run_optuna(spec_file: Path, out: Path) -> None:
+    """Plain Optuna in this process: TPE + successive halving, one thread per slot."""
+    import optuna
+    import torch
+
+    from tunelab.metrics import TRIAL_END
+    from tunelab.search.optuna_search import DefineByRun
+    from tunelab.search.searchers import SEARCHERS
+    from tunelab.spec import load_spec, resolved_options
+    from tunelab.study import load_study_data, study_setup
+    from tunelab.training.loop import train_trial
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_spec(spec_file)
+    data, setup = load_study_data(spec), study_setup(spec)
+    space = DefineByRun(spec.search_space)
+    searcher = SEARCHERS["tpe"]
+    sampler = searcher.build_sampler(spec.search_space, spec.searcher.seed, resolved_options(spec.searcher, searcher.options))
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=GRACE_PERIOD, reduction_factor=REDUCTION_FACTOR)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    epochs: list[tuple[float, float]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        space(trial)
+
+        def on_epoch(metrics: dict[str, Any], state: Any) -> None:
+            epochs.append((time.time(), metrics["val_acc"]))
+            if TRIAL_END in metrics:
+                trial.set_user_attr("test_acc", metrics.get("test_acc", math.nan))
+                return
+            trial.report(metrics["val_acc"], metrics["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return float(train_trial(setup.plan_for(trial.params), data, on_epoch).metrics["best_objective"])
+
+    first_start = time.time()
+    study.optimize(objective, n_trials=spec.budget.num_samples, n_jobs=spec.budget.max_concurrent)
+    complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    write_record(
+        out,
+        first_start=first_start,
+        epochs=epochs,
+        best_val=max(trial.value for trial in complete) if complete else math.nan,
+        chosen_test=float(study.best_trial.user_attrs.get("test_acc", math.nan)) if complete else math.nan,
+        trials=len(study.trials),
+        stopped=len(study.get_trials(states=[optuna.trial.TrialState.PRUNED])),
+    )
+
+
+def write_record(out: Path, **record: Any) -> None:
+    out.write_text(json.dumps(record))
+
+
+RUNNERS = {"tpe+asha": run_tunelab, "random": run_tunelab, "optuna": run_optuna}
+
+
+# ---------------------------------------------------------------------------------------
+# The orchestrator.
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    method: str
+    seed: int
+    wall: float
+    to_target: float  # seconds from the first trial's start; inf if never reached
+    best_val: float
+    chosen_test: float
+    epochs_trained: int
+    trials: int
+    stopped: int
+
+
+def measure(dataset: str, work: Workload, method: str, seed: int, slots: int, folder: Path) -> Run:
+    name = f"{dataset}-{method.replace('+', '-')}-{seed}"
+    spec_file = folder / f"{name}.yaml"
+    spec_file.write_text(yaml.safe_dump(experiment(name, work, method, seed, slots), sort_keys=False))
+    out = folder / f"{name}.json"
+    started = time.time()
+    completed = subprocess.run(
+        [sys.executable, __file__, "--run-method", method, "--spec", str(spec_file), "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    wall = time.time() - started
+    if completed.returncode != 0:
+        sys.exit(f"{name} failed:\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}")
+    record = json.loads(out.read_text())
+    reached = sorted(at for at, acc in record["epochs"] if acc >= work.target)
+    return Run(
+        dataset=dataset,
+        method=method,
+        seed=seed,
+        wall=wall,
+        to_target=reached[0] - record["first_start"] if reached else math.inf,
+        best_val=record["best_val"],
+        chosen_test=record["chosen_test"],
+        epochs_trained=len(record["epochs"]),
+        trials=record["trials"],
+        stopped=record["stopped"],
+    )
+
+
+def seconds(value: float) -> str:
+    return "never" if math.isinf(value) else f"{value:.1f}"
+
+
+def report(runs: list[Run], workloads: dict[str, Workload], slots: int) -> str:
+    lines = [f"{slots} trials at once; patience off; ASHA / successive halving: grace {GRACE_PERIOD} epochs, "
+             f"reduction factor {REDUCTION_FACTOR}", ""]
+    header = (f"{'data set':<8} {'method':<9} {'seed':>4} {'to target s':>11} {'best val acc':>12} "
+              f"{'test acc':>8} {'epochs':>6} {'stopped':>7} {'wall s':>7}")
+    for dataset, work in workloads.items():
+        lines += [f"{dataset}: {work.num_samples} trials × up to {work.max_epochs} epochs, "
+                  f"target validation accuracy {work.target}", header]
+        mine = [run for run in runs if run.dataset == dataset]
+        for run in mine:
+            lines.append(
+                f"{run.dataset:<8} {run.method:<9} {run.seed:>4} {seconds(run.to_target):>11} {run.best_val:>12.4f} "
+                f"{run.chosen_test:>8.4f} {run.epochs_trained:>6} {run.stopped:>7} {run.wall:>7.1f}"
+            )
+        lines.append("median over seeds:")
+        medians = {}
+        for method in dict.fromkeys(run.method for run in mine):
+            of_method = [run for run in mine if run.method == method]
+            medians[method] = statistics.median(run.to_target for run in of_method)
+            lines.append(
+                f"  {method:<9} to target {seconds(medians[method]):>7} s · test acc "
+                f"{statistics.mean(run.chosen_test for run in of_method):.4f} (mean) · "
+                f"epochs {statistics.mean(run.epochs_trained for run in of_method):.0f} (mean)"
+            )
+        if {"tpe+asha", "random"} <= medians.keys() and not math.isinf(medians["random"]):
+            lines.append(f"  tpe+asha needs {medians['tpe+asha'] / medians['random']:.2f}× the time random search needs")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one seed")
+    parser.add_argument("--datasets", default=",".join(WORKLOADS), help="comma-separated")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated searcher seeds")
+    parser.add_argument("--slots", type=int, default=2, help="trials at once")
+    parser.add_argument("--keep", type=Path, help="keep experiment files, logs and results in this folder")
+    parser.add_argument("--run-method", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_method:
+        RUNNERS[args.run_method](args.spec, args.out)
+        return
+
+    catalogue = SMOKE if args.smoke else WORKLOADS
+    datasets = [name for name in args.datasets.split(",") if name]
+    methods = [name for name in args.methods.split(",") if name]
+    seeds = [0] if args.smoke else [int(seed) for seed in args.seeds.split(",") if seed]
+    for given, known, flag in ((datasets, catalogue, "--datasets"), (methods, METHODS, "--methods")):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            parser.error(f"{flag}: unknown {', '.join(unknown)}; expected some of {', '.join(known)}")
+    workloads = {name: catalogue[name] for name in datasets}
+    with tempfile.TemporaryDirectory(prefix="tunelab-bench-") as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        runs = []
+        for dataset, work in workloads.items():
+            for seed in seeds:
+                for method in methods:
+                    print(f"running {dataset} {method} seed {seed} ...", flush=True)
+                    runs.append(measure(dataset, work, method, seed, args.slots, folder))
+        print()
+        print(report(runs, workloads, args.slots))
+
+
+if __name__ == "__main__":
+    main()

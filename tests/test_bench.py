@@ -1,0 +1,72 @@
+"""The benchmarks in smoke mode: tiny sizes, real runs, every figure printed.
+
+No assertion on time (figures on a shared CI machine mean nothing); the assertions are on
+what the benchmarks must show: every way and method ran and printed its figures, random
+search trains every epoch, and the figures are numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def run_bench(script: str, tmp_path: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), "--smoke", "--keep", str(tmp_path), *args],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    output = done.stdout + done.stderr
+    print(output)  # the figures, in the test log
+    assert done.returncode == 0, output
+    assert "Traceback" not in output
+    return done.stdout
+
+
+def table_rows(output: str, first_words: set[str]) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in output.splitlines() if line.split()[:1] and line.split()[0] in first_words}
+
+
+def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
+    output = run_bench("overhead.py", tmp_path)
+    assert "pure trial time (in-process, one thread):" in output
+    header = next(line for line in output.splitlines() if line.startswith("way"))
+    for column in ("wall s", "start-up s", "Ray init s", "η wall", "steady s", "η steady", "overhead/trial",
+                   "speed-up vs plain Ray"):
+        assert column in header
+    rows = table_rows(output, {"inprocess", "parallel", "plain-ray", "tunelab"})
+    assert set(rows) == {"inprocess", "parallel", "plain-ray", "tunelab"}
+    for way, fields in rows.items():
+        wall, startup, efficiency_wall, steady, efficiency_steady = (
+            float(fields[1]), float(fields[2]), float(fields[4]), float(fields[5]), float(fields[6]))
+        # Smoke trials last milliseconds: figures print with one or two decimals, so some are 0.
+        assert wall > 0 and 0 < startup < wall and steady >= 0, fields
+        assert 0 <= efficiency_wall <= 1 and 0 <= efficiency_steady <= 1.05, fields
+        assert fields[-1].endswith("×")
+        assert (fields[3] == "—") == (way in ("inprocess", "parallel")), "Ray's start-up is printed for the Ray ways"
+    assert rows["inprocess"][6] == "1.00", "the in-process way is the pure time itself"
+    assert rows["plain-ray"][-1] == "1.0×"
+
+
+def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
+    output = run_bench("search.py", tmp_path)
+    rows = [line.split() for line in output.splitlines() if line.split()[:1] in (["digits"], ["mnist1d"])]
+    runs = {(fields[0], fields[1]): fields for fields in rows if len(fields) == 9}
+    assert set(runs) == {(d, m) for d in ("digits", "mnist1d") for m in ("tpe+asha", "random", "optuna")}
+    for (dataset, method), fields in runs.items():
+        to_target, best_val, test_acc, epochs, stopped = fields[3], float(fields[4]), float(fields[5]), int(fields[6]), int(fields[7])
+        assert to_target == "never" or float(to_target) >= 0
+        assert 0 < best_val <= 1 and (math.isnan(test_acc) or 0 <= test_acc <= 1)
+        # 4 trials of up to 4 epochs; random search stops nothing and trains every epoch.
+        assert 0 < epochs <= 16 and 0 <= stopped <= 4
+        if method == "random":
+            assert epochs == 16 and stopped == 0
+    assert output.count("median over seeds:") == 2
+    for method in ("tpe+asha", "random", "optuna"):
+        assert output.count(f"  {method:<9} to target") == 2
