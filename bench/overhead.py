@@ -21,7 +21,7 @@ only the pure time of those later trials (conservative: the window also holds th
 the first trials). The overhead per trial is the slot time in that window not spent on pure
 training, divided by the trials in it.
 
-    python bench/overhead.py                   # the 48-config study (about 5 minutes)
+    python bench/overhead.py                   # the 48-config study (about 4 minutes)
     python bench/overhead.py --smoke           # tiny sizes: prints every figure in seconds
     python bench/overhead.py --ways tunelab    # only some ways (in-process always runs)
 """

@@ -63,10 +63,10 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
         to_target, best_val, test_acc, epochs, stopped = fields[3], float(fields[4]), float(fields[5]), int(fields[6]), int(fields[7])
         assert to_target == "never" or float(to_target) >= 0
         assert 0 < best_val <= 1 and (math.isnan(test_acc) or 0 <= test_acc <= 1)
-        # 4 trials of up to 4 epochs; random search stops nothing and trains every epoch.
+        # 4 trials of up to 4 epochs (a diverging one ends early); random search stops none.
         assert 0 < epochs <= 16 and 0 <= stopped <= 4
         if method == "random":
-            assert epochs == 16 and stopped == 0
+            assert stopped == 0
     assert output.count("median over seeds:") == 2
     for method in ("tpe+asha", "random", "optuna"):
         assert output.count(f"  {method:<9} to target") == 2
