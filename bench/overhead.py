@@ -148,18 +148,14 @@ def plain_trainable(config: dict[str, Any], data: Any, setup: Any) -> None:
 
 def run_tunelab(spec_file: Path, out: Path) -> None:
     """`tunelab run` as a user types it; the trial times come from its results store."""
-    import pandas as pd
-
+    from tunelab.store import StudyPaths, read_trials
     from tunelab.store.layout import PARAM_PREFIX
+    from tunelab_cli import tunelab_run
 
     storage = out.parent / "tunelab-results"
-    command = [str(Path(sys.executable).with_name("tunelab")), "run", str(spec_file), "--storage", str(storage)]
-    finished = subprocess.run(command, capture_output=True, text=True)
-    (out.parent / "tunelab.log").write_text(finished.stdout + finished.stderr)
-    if finished.returncode != 0:
-        raise SystemExit(f"tunelab run failed ({finished.returncode}); see {out.parent / 'tunelab.log'}")
-    ray_start = float(re.search(r"Ray start-up ([0-9.]+) s", finished.stdout).group(1))
-    trials = pd.read_parquet(storage / "overhead" / "trials.parquet")
+    output = tunelab_run(spec_file, storage, out.with_suffix(".log"))
+    ray_start = float(re.search(r"Ray start-up ([0-9.]+) s", output).group(1))
+    trials = read_trials(StudyPaths.of(storage, "overhead"))
     params = [column for column in trials.columns if column.startswith(PARAM_PREFIX)]
     records = [
         {

@@ -98,14 +98,11 @@ def run_tunelab(spec_file: Path, out: Path) -> None:
     import pandas as pd
 
     from tunelab.store import StudyPaths, read_epochs, read_trials
+    from tunelab_cli import tunelab_run
 
     spec = yaml.safe_load(spec_file.read_text())
     storage = out.parent / "tunelab-results"
-    command = [str(Path(sys.executable).with_name("tunelab")), "run", str(spec_file), "--storage", str(storage)]
-    finished = subprocess.run(command, capture_output=True, text=True)
-    out.with_suffix(".log").write_text(finished.stdout + finished.stderr)
-    if finished.returncode != 0:
-        raise SystemExit(f"tunelab run failed ({finished.returncode}); see {out.with_suffix('.log')}")
+    tunelab_run(spec_file, storage, out.with_suffix(".log"))
     paths = StudyPaths.of(storage, spec["name"])
     trials, epochs = read_trials(paths), read_epochs(paths)
     started = trials.set_index("trial_id")["started_at"].map(pd.Timestamp.timestamp)
