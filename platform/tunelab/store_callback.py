@@ -34,12 +34,14 @@ class StoreCallback(Callback):
     def _open_store(self) -> None:
         """(Re)open the study's tables: the store on disk is the truth, also after a resume."""
         self.writer = StudyWriter(self.paths)
-        self._last_flush = time.monotonic()
+        # Never flushed: the first change reaches disk at once, so a live reader finds the
+        # trials table from the first trial's start.
+        self._last_flush = -math.inf
         trials = self.writer.trials()
         # Ray's trial ids are random: number trials in the order they start (1, 2, ...),
         # continuing after the trials the store already has.
         self._numbers = {
-            row["trial_id"]: _count(row["trial_number"]) for row in trials if _is_number(row.get("trial_number"))
+            row["trial_id"]: _count(row["trial_number"]) for row in trials if math.isfinite(_number(row.get("trial_number")))
         }
         self._highest_epoch = {row["trial_id"]: _count(row.get("epochs")) for row in trials}
 
@@ -167,18 +169,16 @@ class StoreCallback(Callback):
         self._flush_if_due()
 
     def _flush_if_due(self) -> None:
-        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+        """Write what changed, unless the last write was less than FLUSH_EVERY_S ago."""
+        if self.writer.has_changes and time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             self.writer.flush()
             self._last_flush = time.monotonic()
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _count(value: Any) -> int:
     """A count read back from the tables: absent in a row is NaN there, and means 0."""
-    return int(value) if _is_number(value) else 0
+    number = _number(value)
+    return int(number) if math.isfinite(number) else 0
 
 
 def _number(value: Any) -> float:

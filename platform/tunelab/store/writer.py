@@ -70,6 +70,11 @@ class StudyWriter:
         self._log.write(json.dumps(row, default=str) + "\n")
         self._log.flush()  # in the OS's hands now: it survives the process being killed
 
+    @property
+    def has_changes(self) -> bool:
+        """Whether a flush would write anything."""
+        return bool(self._pending_epochs) or self._trials_dirty
+
     def log_trial(self, trial_id: str) -> None:
         """Make the trial's row as it is now survive a killed process, without a flush."""
         if self._trials_log is None:
