@@ -309,7 +309,7 @@ def test_gpu_workers_autoscale_from_zero_with_one_gpu_each(where: str) -> None:
 @pytest.mark.parametrize("where", CLUSTER_SPECS)
 def test_every_ray_pod_mounts_the_store_read_write(where: str) -> None:
     # Multi-node Ray Tune needs its storage_path on shared storage: the driver on the head
-    # writes the tables, workers write trial checkpoints.
+    # writes the tables, workers write the trials' state files.
     for group, pod in ray_pods(ray_cluster_specs()[where]).items():
         mount, volume = mount_of(pod, RESULTS_PATH)
         assert not mount.get("readOnly", False), f"{group}: the store must be writable"

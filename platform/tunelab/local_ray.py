@@ -48,8 +48,6 @@ def quiet_ray_logs() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Token auth stays on (Ray's secure default); the notice about it is not news locally.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    # Forced experiment-state snapshots follow from keeping one checkpoint per trial.
-    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.ERROR)
     # Ray's result loggers are off on purpose (our store replaces them), so its analysis
     # object finds no result.json to read.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)

@@ -35,8 +35,10 @@ TRIAL_END = "trial_end"
 
 
 def epoch_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The epochs one report carries, oldest first (a report without rows is one epoch)."""
-    return result.get(EPOCH_ROWS) or [result]
+    """The epochs one report carries, oldest first. A report without the field is one epoch;
+    one with an empty list repeats a trial's end and carries none."""
+    rows = result.get(EPOCH_ROWS)
+    return [result] if rows is None else rows
 
 
 def metric_mode(metric: str) -> Mode:

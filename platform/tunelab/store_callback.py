@@ -12,10 +12,14 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, TRIAL_STATUSES, ended_status, epoch_rows
-from tunelab.store import StudyPaths, StudyWriter
+from tunelab.store import StudyPaths, StudyWriter, read_epochs
 from tunelab.store.layout import PARAM_PREFIX
 
 FINISHED_STATUSES = set(TRIAL_STATUSES) - {"interrupted"}
+LOST_REASON = (
+    "lost with the killed driver: it started after Ray's last saved state, so the resumed study "
+    "ran another trial in its place"
+)
 # Rows reach disk at least this often, so a live dashboard lags by seconds, not minutes.
 FLUSH_EVERY_S = 2.0
 
@@ -44,6 +48,7 @@ class StoreCallback(Callback):
             row["trial_id"]: _count(row["trial_number"]) for row in trials if math.isfinite(_number(row.get("trial_number")))
         }
         self._highest_epoch = {row["trial_id"]: _count(row.get("epochs")) for row in trials}
+        self._checked_for_lost_trials = False
 
     # Ray pickles the callbacks with the experiment and unpickles them to resume it: carry only
     # the settings, and read the tables again from disk when unpickled.
@@ -71,6 +76,8 @@ class StoreCallback(Callback):
         self.writer.update_trial(
             trial.trial_id, trial_number=self.trial_number(trial.trial_id), status="running", started_at=started, **params
         )
+        # A started trial survives a killed driver, so a resumed study can account for it.
+        self.writer.log_trial(trial.trial_id)
         self._flush_if_due()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
@@ -162,6 +169,35 @@ class StoreCallback(Callback):
         )
         self.writer.log_trial(trial.trial_id)
         self._flush_if_due()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if not self._checked_for_lost_trials:
+            self._mark_lost_trials({trial.trial_id for trial in trials})
+            self._checked_for_lost_trials = True
+
+    def _mark_lost_trials(self, known_to_ray: set[str]) -> None:
+        """After a resume: trials the killed driver started after Ray's last state snapshot.
+
+        Ray restores the study as that snapshot left it (taken every ~10 s), so it knows nothing
+        of them: it will not continue them, and it starts new trials for their share of the
+        budget. They keep the epochs they trained, marked as what they are.
+        """
+        lost = [
+            record["trial_id"]
+            for record in self.writer.trials()
+            if record.get("status") == "running" and record["trial_id"] not in known_to_ray
+        ]
+        if not lost:
+            return
+        # Their rows in the trials table lag their epoch rows, which are all logged.
+        epochs = read_epochs(self.paths)
+        trained = epochs[epochs["trial_id"].isin(lost)].groupby("trial_id")["epoch"].max()
+        for trial_id in lost:
+            last_epoch = int(trained.get(trial_id, 0))
+            self.writer.update_trial(
+                trial_id, status="interrupted", epochs=last_epoch, stop_epoch=last_epoch, stop_reason=LOST_REASON
+            )
+            self.writer.log_trial(trial_id)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         # Between results too (long epochs, the last trials of a study), the tables on disk

@@ -20,6 +20,7 @@ from tunelab.local_ray import concurrent_trial_slots, start_ray
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store_callback import now
+from tunelab.training import trial_state
 from tunelab.training.plan import StudySetup, TrainingRules
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options),
     )
     tuner = tune.Tuner(
-        study_trainable(spec, data),
+        study_trainable(spec, data, paths),
         tune_config=tune.TuneConfig(
             metric=metric,
             mode=mode,
@@ -174,9 +175,6 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             name=spec.name,
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
-            # Two, not one: with one, Ray snapshots the whole experiment state (every trial and the
-            # searcher) each time any trial checkpoints, which grows with the study.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
             verbose=0,
         ),
@@ -208,7 +206,7 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
     finished = int((~done["status"].isin(["running", "interrupted"])).sum()) if "status" in done else 0
     echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
     StudyWriter(paths).update_study(status="running", resumed_at=now())
-    tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data), resume_unfinished=True)
+    tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths), resume_unfinished=True)
     return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
 
@@ -226,14 +224,14 @@ def check_own_folder(folder: Path) -> None:
             )
 
 
-def study_trainable(spec: Spec, data: Splits) -> Any:
-    """The trial function with the study's data and fixed settings, and its resources."""
+def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
+    """The trial function with the study's data, fixed settings and folder, and its resources."""
     from ray import tune
 
     from tunelab.training.trainable import tune_trainable
 
     return tune.with_resources(
-        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec)),
+        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
 
@@ -261,4 +259,4 @@ def fit_study(
 
 
 def trial_folder_name(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return trial_state.trial_folder_name(trial.trial_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -30,9 +31,18 @@ def read_study(paths: StudyPaths) -> dict[str, Any]:
 
 
 def read_trials(paths: StudyPaths) -> pd.DataFrame:
-    if not paths.trials.exists():
+    """The trials table, with the rows its writer logged since it last wrote it (a trial just
+    started or finished; or all that a killed driver logged before a resume takes them in)."""
+    logged = read_log(paths.trials_log, object_hook=decode_timestamps)
+    if not paths.trials.exists() and not logged:
         return pd.DataFrame({"trial_id": pd.Series(dtype=str)})
-    return read_table(paths.trials)
+    table = read_table(paths.trials) if paths.trials.exists() else pd.DataFrame({"trial_id": pd.Series(dtype=str)})
+    if not logged:
+        return table
+    rows = {row["trial_id"]: row for row in table.to_dict("records")}
+    for row in logged:  # later lines win
+        rows.setdefault(row["trial_id"], {}).update(row)
+    return pd.DataFrame(list(rows.values()))
 
 
 def read_epochs(paths: StudyPaths) -> pd.DataFrame:
@@ -47,7 +57,8 @@ def read_epochs(paths: StudyPaths) -> pd.DataFrame:
             continue  # the writer compacted the parts while we read: list them again
     else:
         raise StoreError(f"{paths.epochs}: part files kept changing while reading")
-    frames = [frame for frame in frames if not frame.empty]
+    logged = read_log(paths.epochs_log)  # not in a part yet, so newer than every part
+    frames = [frame for frame in (*frames, pd.DataFrame(logged)) if not frame.empty]
     if not frames:
         return pd.DataFrame({"trial_id": pd.Series(dtype=str), "epoch": pd.Series(dtype="int64")})
     epochs = pd.concat(frames, ignore_index=True)
@@ -71,3 +82,25 @@ def read_table(path: Path) -> pd.DataFrame:
         raise StoreError(f"{path}: table is missing") from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise StoreError(f"{path}: cannot read table ({exc})") from None
+
+
+def read_log(path: Path, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of a write-ahead log; a line torn by a killed writer is skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line, object_hook=object_hook))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def decode_timestamps(record: dict[str, Any]) -> Any:
+    """A logged row's timestamps, which the writer logs as {"__datetime__": iso}."""
+    if record.keys() == {"__datetime__"}:
+        return pd.Timestamp(record["__datetime__"])
+    return record

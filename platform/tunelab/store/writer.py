@@ -25,7 +25,7 @@ import pandas as pd
 
 from tunelab.store.atomic import write_parquet_atomic
 from tunelab.store.layout import StudyPaths
-from tunelab.store.reader import read_epochs, read_study, read_trials
+from tunelab.store.reader import decode_timestamps, read_epochs, read_log, read_study, read_table
 
 # Past this many part files, they are merged into one so readers stay fast.
 COMPACT_AFTER_PARTS = 64
@@ -35,7 +35,7 @@ class StudyWriter:
     def __init__(self, paths: StudyPaths) -> None:
         self.paths = paths
         self._study: dict[str, Any] = read_study(paths) if paths.exists() else {}
-        existing = read_trials(paths) if paths.trials.exists() else pd.DataFrame()
+        existing = read_table(paths.trials) if paths.trials.exists() else pd.DataFrame()
         self._trials: dict[str, dict[str, Any]] = {
             row["trial_id"]: row for row in existing.to_dict("records")
         }
@@ -101,16 +101,11 @@ class StudyWriter:
         self._next_part += 1
 
     def _recover_logged_epochs(self) -> None:
-        """Rows a killed writer logged but never wrote to a part (a torn last line is skipped)."""
+        """Rows a killed writer logged but never wrote to a part."""
         log = self.paths.epochs_log
         if not log.exists():
             return
-        rows = []
-        for line in log.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+        rows = read_log(log)
         if rows:
             # Rows that also reached a part before the kill are harmless: readers keep one
             # row per (trial, epoch).
@@ -122,11 +117,8 @@ class StudyWriter:
         log = self.paths.trials_log
         if not log.exists():
             return
-        for line in log.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line, object_hook=_from_json)
-            except json.JSONDecodeError:
-                continue  # a line torn by the kill
+        # The table was read without them: the log is still to be taken in.
+        for row in read_log(log, object_hook=decode_timestamps):
             self._trials.setdefault(row["trial_id"], {}).update(row)
             self._trials_dirty = True
         self.flush()
@@ -150,12 +142,6 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
-
-
-def _from_json(record: dict[str, Any]) -> Any:
-    if record.keys() == {"__datetime__"}:
-        return pd.Timestamp(record["__datetime__"])
-    return record
 
 
 def _part_number(part: Any) -> int:

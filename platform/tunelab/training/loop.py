@@ -112,8 +112,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         torch.set_rng_state(resume["torch_rng"])  # dropout masks continue where they were
         first_epoch = int(resume["epoch"]) + 1
         if resume.get("trial_end"):
-            # The trial had ended when this checkpoint was written (Ray's state snapshot can
-            # lag behind): resuming it must not train past its end.
+            # The trial had ended when this state was saved (Ray's state snapshot can lag
+            # behind): resuming it must not train past its end.
             model.eval()
             return TrialResult({"epoch": first_epoch - 1, TRIAL_END: resume["trial_end"]}, model, task)
 
@@ -186,6 +186,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 "shuffle_rng": shuffle.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "trial_end": end,
+                "last_metrics": metrics,  # to report the end again if the trial is started again
             }
         on_epoch(metrics, state)
         if end:

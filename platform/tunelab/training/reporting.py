@@ -3,9 +3,10 @@
 Each `tune.report` blocks the trial until the driver asks for the next result. With
 sub-second epochs that round trip, once per epoch, cost more than the epochs themselves
 (bench/overhead.py), so short epochs travel together, at most REPORT_EVERY_S apart. An epoch
-a scheduler judges, one with a checkpoint, and the last one are sent at once: the scheduler
-decides on exactly the epochs it would see if every epoch were reported, and the trial waits
-for that decision before it trains on.
+a scheduler judges, one whose training state is saved, and the last one are sent at once: the
+scheduler decides on exactly the epochs it would see if every epoch were reported, the trial
+waits for that decision before it trains on, and a state is saved only once the driver holds
+every epoch before it (see `trial_state`).
 """
 
 from __future__ import annotations
