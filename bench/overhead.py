@@ -256,6 +256,7 @@ def report(runs: list[Measured], slots: int, epochs: int) -> str:
     pure = {trial.config: trial.end - trial.start for trial in baseline.trials}
     rows = [figures(run, pure, 1 if run.way == "inprocess" else slots) for run in runs]
     plain = next((row for row in rows if row.way == "plain-ray"), None)
+    ceiling = next((row for row in rows if row.way == "parallel"), None)
     lines = [
         f"{len(pure)} digits-MLP configurations × {epochs} epochs, no early stopping; "
         f"{slots} trials at once in the Ray ways; {os.cpu_count()} CPUs",
@@ -273,6 +274,14 @@ def report(runs: list[Measured], slots: int, epochs: int) -> str:
             f"{row.steady:>8.1f} {row.efficiency_steady:>8.2f} {1000 * row.overhead_per_trial:>11.0f} ms "
             f"{speedup:>21}"
         )
+    if ceiling is not None:
+        # Cores that slow each other down (a busy host, shared caches) lower every η alike:
+        # the ratio to what two plain processes reach in the same run is the stable figure.
+        shares = [
+            f"{row.way} {row.efficiency_steady / ceiling.efficiency_steady:.2f}"
+            for row in rows if row.way not in ("inprocess", "parallel")
+        ]
+        lines += ["", "η steady as a share of the parallel ceiling's: " + ", ".join(shares)]
     return "\n".join(lines)
 
 

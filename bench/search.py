@@ -35,7 +35,6 @@ from typing import Any
 import yaml
 
 METHODS = ("tpe+asha", "random", "optuna")
-GRACE_PERIOD, REDUCTION_FACTOR = 3, 3
 
 # The quickstart's search space: the five classic knobs of an MLP.
 SPACE = {
@@ -82,8 +81,7 @@ def experiment(name: str, work: Workload, method: str, seed: int, slots: int) ->
         "train": {"max_epochs": work.max_epochs, "early_stopping": {"patience": None}},
         "searcher": {"name": "random" if method == "random" else "tpe", "seed": seed,
                      **({} if method == "random" else {"n_startup_trials": 8})},
-        "scheduler": {"name": "asha", "grace_period": GRACE_PERIOD, "reduction_factor": REDUCTION_FACTOR}
-        if asha else {"name": "none"},
+        "scheduler": {"name": "asha"} if asha else {"name": "none"},  # tunelab's default rungs
         "budget": {"num_samples": work.num_samples, "max_concurrent": slots},
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -139,7 +137,8 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     space = DefineByRun(spec.search_space)
     searcher = SEARCHERS["tpe"]
     sampler = searcher.build_sampler(spec.search_space, spec.searcher.seed, resolved_options(spec.searcher, searcher.options))
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=GRACE_PERIOD, reduction_factor=REDUCTION_FACTOR)
+    grace_period, reduction_factor = asha_defaults(spec.train.max_epochs)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=grace_period, reduction_factor=reduction_factor)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     epochs: list[tuple[float, float]] = []
 
@@ -169,6 +168,16 @@ def run_optuna(spec_file: Path, out: Path) -> None:
         trials=len(study.trials),
         stopped=len(study.get_trials(states=[optuna.trial.TrialState.PRUNED])),
     )
+
+
+def asha_defaults(max_epochs: int) -> tuple[int, int]:
+    """tunelab's default ASHA rungs: the in-process Optuna pruner judges at the same epochs
+    (it takes a whole reduction factor)."""
+    from tunelab.search.schedulers import ASHA
+    from tunelab_models.params import resolve_params
+
+    options = resolve_params(ASHA.options, {})
+    return ASHA.grace_period(max_epochs, options), int(options["reduction_factor"])
 
 
 def write_record(out: Path, **record: Any) -> None:
@@ -230,13 +239,14 @@ def seconds(value: float) -> str:
 
 
 def report(runs: list[Run], workloads: dict[str, Workload], slots: int) -> str:
-    lines = [f"{slots} trials at once; patience off; ASHA / successive halving: grace {GRACE_PERIOD} epochs, "
-             f"reduction factor {REDUCTION_FACTOR}", ""]
+    lines = [f"{slots} trials at once; patience off; ASHA / successive halving with tunelab's defaults", ""]
     header = (f"{'data set':<8} {'method':<9} {'seed':>4} {'to target s':>11} {'best val acc':>12} "
               f"{'test acc':>8} {'epochs':>6} {'stopped':>7} {'wall s':>7}")
     for dataset, work in workloads.items():
+        grace_period, reduction_factor = asha_defaults(work.max_epochs)
         lines += [f"{dataset}: {work.num_samples} trials × up to {work.max_epochs} epochs, "
-                  f"target validation accuracy {work.target}", header]
+                  f"target validation accuracy {work.target}; grace period {grace_period} epochs, "
+                  f"reduction factor {reduction_factor}", header]
         mine = [run for run in runs if run.dataset == dataset]
         for run in mine:
             lines.append(

@@ -52,6 +52,16 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
         assert (fields[3] == "—") == (way in ("inprocess", "parallel")), "Ray's start-up is printed for the Ray ways"
     assert rows["inprocess"][6] == "1.00", "the in-process way is the pure time itself"
     assert rows["plain-ray"][-1] == "1.0×"
+    share_line = next(line for line in output.splitlines() if line.startswith("η steady as a share"))
+    shares = dict(part.split() for part in share_line.split(": ", 1)[1].split(", "))
+    assert set(shares) == {"plain-ray", "tunelab"}
+    ceiling = float(rows["parallel"][6])
+    for way, share in shares.items():
+        # The table prints η with two decimals: the share lies within what those roundings allow.
+        steady, half = float(rows[way][6]), 0.005
+        if ceiling > half:
+            low, high = max(steady - half, 0) / (ceiling + half), (steady + half) / (ceiling - half)
+            assert low - half <= float(share) <= high + half, (way, share, steady, ceiling)
 
 
 def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
@@ -70,3 +80,20 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     assert output.count("median over seeds:") == 2
     for method in ("tpe+asha", "random", "optuna"):
         assert output.count(f"  {method:<9} to target") == 2
+
+
+def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:
+    # No GPU here: the smoke mode declares one logical GPU, which Ray schedules exactly like a
+    # real one (trials then train on the CPU). What it checks is the packing and the figures.
+    output = run_bench("gpu.py", tmp_path, "--packings", "1,2")
+    header = next(line for line in output.splitlines() if line.strip().startswith("trials/GPU"))
+    for column in ("at once", "window s", "samples/s per trial", "samples/s total", "total vs 1/GPU"):
+        assert column in header
+    rows = {int(line.split()[0]): line.split() for line in output.splitlines() if line.split()[:1] in (["1"], ["2"])}
+    assert set(rows) == {1, 2}
+    for packing, fields in rows.items():
+        trials, at_once, window = int(fields[1]), int(fields[2]), float(fields[3])
+        per_trial, total = float(fields[4].replace(",", "")), float(fields[5].replace(",", ""))
+        assert trials == 2 and at_once == packing, "one trial per GPU, then two sharing it"
+        assert window > 0 and per_trial > 0 and total > 0
+    assert rows[1][6] == "1.00×"

@@ -269,6 +269,18 @@ def test_asha_rungs_are_the_epochs_at_which_ray_judges_a_trial(
     assert rungs == ray_decision_epochs(scheduler, max_epochs)
 
 
+@pytest.mark.parametrize(("max_epochs", "grace_period", "rungs"), [(40, 5, [5, 10, 20]), (100, 13, [13, 26, 52]),
+                                                                  (8, 1, [1, 2, 4]), (3, 1, [1, 2]), (1, 1, [])])
+def test_asha_by_default_judges_after_an_eighth_of_the_epochs_and_keeps_the_better_half(
+    max_epochs: int, grace_period: int, rungs: list[int]
+) -> None:
+    options = resolve_params(ASHA.options, {})
+    scheduler = ASHA().build(max_epochs, options)
+    assert ASHA.grace_period(max_epochs, options) == grace_period and options["reduction_factor"] == 2
+    assert ASHA().rung_epochs(max_epochs, options) == rungs == ray_decision_epochs(scheduler, max_epochs)
+    assert ASHA().problems(max_epochs, options) == {}, "the default grace period always fits"
+
+
 def test_asha_counts_epochs_not_reports() -> None:
     scheduler = ASHA().build(27, {"grace_period": 3, "reduction_factor": 3.0})
     assert isinstance(scheduler, ASHAScheduler)
