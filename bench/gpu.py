@@ -69,7 +69,6 @@ def experiment(work: Workload, packing: int, cpus_per_trial: float) -> dict[str,
 
 def run_packing(spec_file: Path, out: Path, logical_gpus: int) -> None:
     import ray
-    import torch
 
     from tunelab.spec import load_spec
     from tunelab.store import read_trials
@@ -80,9 +79,6 @@ def run_packing(spec_file: Path, out: Path, logical_gpus: int) -> None:
         # No CUDA here: Ray schedules logical GPUs exactly like real ones (run_study joins
         # this Ray instead of starting its own).
         ray.init(address="local", num_gpus=logical_gpus, include_dashboard=False, _node_ip_address="127.0.0.1")
-    elif not torch.cuda.is_available():
-        raise SystemExit("bench/gpu.py needs CUDA (or --smoke for logical GPUs)")
-    gpus = logical_gpus or torch.cuda.device_count()
     train_rows = len(load_study_data(spec).train_x)
     outcome = run_study(spec, out.parent / "tunelab-results", echo=lambda line: None)
     trials = read_trials(outcome.paths)
@@ -91,11 +87,10 @@ def run_packing(spec_file: Path, out: Path, logical_gpus: int) -> None:
             "start": row["started_at"].timestamp(),
             "end": row["finished_at"].timestamp(),
             "samples": train_rows * int(row["epochs"]),
-            "device": row.get("gpu_ids", ""),
         }
         for row in trials.to_dict("records")
     ]
-    out.write_text(json.dumps({"trials": records, "gpus": gpus, "cuda": torch.cuda.is_available()}))
+    out.write_text(json.dumps({"trials": records}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -106,7 +101,6 @@ def run_packing(spec_file: Path, out: Path, logical_gpus: int) -> None:
 class Packed:
     packing: int
     trials: int
-    gpus: int
     peak: int  # most trials running at once
     window: float  # first trial's start to last trial's end
     per_trial: float  # median samples/s of one trial
@@ -140,7 +134,6 @@ def measure(work: Workload, packing: int, folder: Path, logical_gpus: int) -> Pa
     return Packed(
         packing=packing,
         trials=len(trials),
-        gpus=record["gpus"],
         peak=peak,
         window=window,
         per_trial=statistics.median(t["samples"] / (t["end"] - t["start"]) for t in trials),

@@ -133,7 +133,7 @@ class StoreCallback(Callback):
         self._finish(trial, status=ended_status(last), stop_epoch=stop_epoch, stop_reason=reasons.get(end, end))
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        """A failed trial restarts from its last checkpoint; count it and keep the reason."""
+        """A failed trial restarts from its saved state; count it and keep the reason."""
         retries = _count(self.writer.trial(trial.trial_id).get("retries")) + 1
         self.writer.update_trial(trial.trial_id, status="running", retries=retries, error=_error_message(trial))
         self.writer.log_trial(trial.trial_id)
@@ -152,12 +152,8 @@ class StoreCallback(Callback):
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         for record in self.writer.trials():
             if record.get("status") == "running":
-                self.writer.update_trial(
-                    record["trial_id"],
-                    status="interrupted",
-                    stop_epoch=_count(record.get("epochs")),
-                    stop_reason="still running when the study ended (time budget or interrupt)",
-                )
+                self._interrupt(record["trial_id"], _count(record.get("epochs")),
+                                "still running when the study ended (time budget or interrupt)")
         self.writer.flush()
         self.writer.compact_epochs()
 
@@ -194,10 +190,12 @@ class StoreCallback(Callback):
         trained = epochs[epochs["trial_id"].isin(lost)].groupby("trial_id")["epoch"].max()
         for trial_id in lost:
             last_epoch = int(trained.get(trial_id, 0))
-            self.writer.update_trial(
-                trial_id, status="interrupted", epochs=last_epoch, stop_epoch=last_epoch, stop_reason=LOST_REASON
-            )
+            self._interrupt(trial_id, last_epoch, LOST_REASON, epochs=last_epoch)
             self.writer.log_trial(trial_id)
+
+    def _interrupt(self, trial_id: str, stop_epoch: int, reason: str, **fields: Any) -> None:
+        """A trial that will train no further, though it did not end on its own."""
+        self.writer.update_trial(trial_id, status="interrupted", stop_epoch=stop_epoch, stop_reason=reason, **fields)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         # Between results too (long epochs, the last trials of a study), the tables on disk

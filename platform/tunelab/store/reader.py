@@ -33,9 +33,8 @@ def read_study(paths: StudyPaths) -> dict[str, Any]:
 def read_trials(paths: StudyPaths) -> pd.DataFrame:
     """The trials table, with the rows its writer logged since it last wrote it (a trial just
     started or finished; or all that a killed driver logged before a resume takes them in)."""
+    # The log first: a flush between the two reads moves its rows into the table read next.
     logged = read_log(paths.trials_log, object_hook=decode_timestamps)
-    if not paths.trials.exists() and not logged:
-        return pd.DataFrame({"trial_id": pd.Series(dtype=str)})
     table = read_table(paths.trials) if paths.trials.exists() else pd.DataFrame({"trial_id": pd.Series(dtype=str)})
     if not logged:
         return table
@@ -48,6 +47,9 @@ def read_trials(paths: StudyPaths) -> pd.DataFrame:
 def read_epochs(paths: StudyPaths) -> pd.DataFrame:
     """All epoch rows, one per (trial, epoch): a trial resumed from a checkpoint may report
     an epoch twice, and the later report wins."""
+    # Rows not in a part yet, so newer than every part. Read before the parts: a flush in
+    # between puts them in a part that the listing below then finds too.
+    logged = read_log(paths.epochs_log)
     for _ in range(3):
         parts = paths.epoch_parts()
         try:
@@ -57,7 +59,6 @@ def read_epochs(paths: StudyPaths) -> pd.DataFrame:
             continue  # the writer compacted the parts while we read: list them again
     else:
         raise StoreError(f"{paths.epochs}: part files kept changing while reading")
-    logged = read_log(paths.epochs_log)  # not in a part yet, so newer than every part
     frames = [frame for frame in (*frames, pd.DataFrame(logged)) if not frame.empty]
     if not frames:
         return pd.DataFrame({"trial_id": pd.Series(dtype=str), "epoch": pd.Series(dtype="int64")})
