@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
@@ -66,9 +68,10 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
 
 def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     output = run_bench("search.py", tmp_path)
+    methods = ("tpe+asha", "random+asha", "random", "optuna")
     rows = [line.split() for line in output.splitlines() if line.split()[:1] in (["digits"], ["mnist1d"])]
     runs = {(fields[0], fields[1]): fields for fields in rows if len(fields) == 9}
-    assert set(runs) == {(d, m) for d in ("digits", "mnist1d") for m in ("tpe+asha", "random", "optuna")}
+    assert set(runs) == {(d, m) for d in ("digits", "mnist1d") for m in methods}
     for (dataset, method), fields in runs.items():
         to_target, best_val, test_acc, epochs, stopped = fields[3], float(fields[4]), float(fields[5]), int(fields[6]), int(fields[7])
         assert to_target == "never" or float(to_target) >= 0
@@ -78,8 +81,52 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
         if method == "random":
             assert stopped == 0
     assert output.count("median over seeds:") == 2
-    for method in ("tpe+asha", "random", "optuna"):
-        assert output.count(f"  {method:<9} to target") == 2
+    for method in methods:
+        assert output.count(f"  {method:<11} to target") == 2
+    for dataset in ("digits", "mnist1d"):
+        # Each early-stopping method is set against random search whenever random search
+        # reached the target (smoke targets are low, but a tiny run may still miss one).
+        if runs[(dataset, "random")][3] != "never":
+            section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
+            for method in ("tpe+asha", "random+asha"):
+                assert f"  {method} vs random: " in section and "× the time to target" in section
+
+
+    # The kept random-search curves replay under ASHA: one row per rung setting and data set.
+    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke",
+                               "--settings", "auto:2,1:3"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")})
+    print(replayed.stdout + replayed.stderr)
+    assert replayed.returncode == 0 and "Traceback" not in replayed.stderr
+    settings = [line.split() for line in replayed.stdout.splitlines() if line.split()[:2] in (["auto", "2"], ["1", "3"])]
+    assert len(settings) == 4, "two settings on each of two data sets"
+    for fields in settings:
+        share, kept = float(fields[3]), int(fields[4])
+        assert 0 < share <= 1 and kept in (0, 1) and fields[5:7] == ["of", "1"]
+
+
+def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import numpy as np
+    from asha_replay import Curves, Replay, asha_scheduler, replay
+
+    # Four trials of four one-second epochs. ASHA with grace period 1 and factor 2 judges at
+    # epochs 1 and 2: it keeps the first trial, stops the second at epoch 1 (0.1 against the
+    # first's 0.5) though it would have been best, keeps the third (above the median at both
+    # rungs) and stops the fourth at epoch 2 (0.3 against 0.6 and 0.7).
+    run = Curves(
+        dataset="toy", seed=0, max_epochs=4,
+        val_acc=[np.array(curve) for curve in ([0.5, 0.6, 0.7, 0.8], [0.1, 0.2, 0.3, 0.9], [0.6, 0.7, 0.8, 0.85],
+                                               [0.55, 0.3, 0.4, 0.5])],
+        seconds=[np.ones(4)] * 4, test_acc=[0.8, 0.9, 0.84, 0.5],
+    )
+    # One slot, no scheduler: the second trial reaches 0.82 at the end of its fourth epoch.
+    assert replay(run, None, 1, 0.82) == Replay([4, 4, 4, 4], 8.0)
+    # With ASHA the second trial ends at 5 s; the third reaches 0.85 at 5 + 4 s.
+    assert replay(run, asha_scheduler(4, "1", 2.0), 1, 0.82) == Replay([4, 1, 4, 2], 9.0)
+    # Two slots: the first two trials run side by side and the second is still judged against
+    # the first's value, which ended the same second (the earlier trial's result goes first).
+    assert replay(run, asha_scheduler(4, "1", 2.0), 2, 0.82).epochs[:2] == [4, 1]
 
 
 def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:

@@ -1,0 +1,204 @@
+"""Replay ASHA over random search's complete learning curves: what each rung setting keeps.
+
+`bench/search.py --keep FOLDER` leaves, for every random-search run, 48 trials trained to
+the last epoch. This feeds their epochs, in the order a run with two slots would have
+produced them (each epoch lasting the time it took), to Ray's own ASHAScheduler as tunelab
+builds it, for several grace periods and reduction factors. Per setting it prints the share
+of the epochs ASHA would have trained, whether the configuration random search chose (best
+validation accuracy) survives to the last epoch, the test-accuracy change of the trial ASHA
+would have chosen (only trials that reach the last epoch get a test evaluation), and the
+simulated time to the target validation accuracy with and without ASHA.
+
+The searcher is the same in every row (random search's draws), so the figures isolate the
+scheduler: where TPE + ASHA loses accuracy that random search + ASHA keeps, the searcher lost it.
+
+    python bench/search.py --datasets mnist1d --methods random --keep runs
+    python bench/asha_replay.py runs
+    python bench/asha_replay.py runs --settings auto:2,3:3,10:2
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import yaml
+
+RANDOM_STUDY = re.compile(r"^(?P<dataset>.+)-random-(?P<seed>\d+)$")
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One random-search run: per trial (in the searcher's order) its per-epoch validation
+    accuracy and epoch seconds, and its test accuracy."""
+
+    dataset: str
+    seed: int
+    max_epochs: int
+    val_acc: list[np.ndarray]
+    seconds: list[np.ndarray]
+    test_acc: list[float]
+
+
+@dataclass(frozen=True)
+class Replay:
+    epochs: list[int]  # per trial, epochs trained
+    to_target: float  # simulated seconds; inf if never reached
+
+
+def load_runs(folder: Path) -> list[Curves]:
+    from tunelab.store import StudyPaths, read_epochs, read_trials
+
+    runs = []
+    for spec_file in sorted(folder.glob("*.yaml")):
+        match = RANDOM_STUDY.match(spec_file.stem)
+        if not match:
+            continue
+        spec = yaml.safe_load(spec_file.read_text())
+        paths = StudyPaths.of(folder / "tunelab-results", spec["name"])
+        trials = read_trials(paths).sort_values("trial_number")
+        epochs = read_epochs(paths).sort_values("epoch")
+        by_trial = dict(tuple(epochs.groupby("trial_id")))
+        runs.append(Curves(
+            dataset=match["dataset"],
+            seed=int(match["seed"]),
+            max_epochs=int(spec["train"]["max_epochs"]),
+            val_acc=[by_trial[trial]["val_acc"].to_numpy() for trial in trials["trial_id"]],
+            seconds=[by_trial[trial]["epoch_seconds"].to_numpy() for trial in trials["trial_id"]],
+            test_acc=[float(acc) for acc in trials["final_test_acc"]],
+        ))
+    return runs
+
+
+def asha_options(grace_period: str, reduction_factor: float) -> dict[str, Any]:
+    from tunelab.search.schedulers import ASHA
+    from tunelab_models.params import resolve_params
+
+    given = grace_period if grace_period == "auto" else int(grace_period)
+    return resolve_params(ASHA.options, {"grace_period": given, "reduction_factor": reduction_factor})
+
+
+def asha_scheduler(max_epochs: int, grace_period: str, reduction_factor: float) -> Any:
+    """Ray's ASHAScheduler exactly as tunelab builds it for these options."""
+    from tunelab.search.schedulers import ASHA
+
+    scheduler = ASHA().build(max_epochs, asha_options(grace_period, reduction_factor))
+    scheduler.set_search_properties("val_acc", "max")
+    return scheduler
+
+
+def asha_rungs(max_epochs: int, grace_period: str, reduction_factor: float) -> list[int]:
+    from tunelab.search.schedulers import ASHA
+
+    return ASHA().rung_epochs(max_epochs, asha_options(grace_period, reduction_factor))
+
+
+def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Replay:
+    """Two (or `slots`) trials at a time in the searcher's order, each epoch lasting what it
+    took; every epoch goes to the scheduler at the moment it ends, as in a real run."""
+    from ray.tune.schedulers import TrialScheduler
+
+    trained = [0] * len(run.val_acc)
+    pending = list(range(len(run.val_acc)))[::-1]
+    events: list[tuple[float, int, int]] = []  # (time the epoch ends, trial, epoch)
+    to_target = math.inf
+
+    def start(trial: int, at: float) -> None:
+        if scheduler is not None:
+            scheduler.on_trial_add(None, SimpleNamespace(trial_id=str(trial)))
+        heapq.heappush(events, (at + float(run.seconds[trial][0]), trial, 1))
+
+    for _ in range(min(slots, len(pending))):
+        start(pending.pop(), 0.0)
+    while events:
+        at, trial, epoch = heapq.heappop(events)
+        accuracy = float(run.val_acc[trial][epoch - 1])
+        if accuracy >= target:
+            to_target = min(to_target, at)
+        decision = TrialScheduler.CONTINUE
+        if scheduler is not None:
+            decision = scheduler.on_trial_result(None, SimpleNamespace(trial_id=str(trial)),
+                                                 {"epoch": epoch, "val_acc": accuracy})
+        if decision == TrialScheduler.STOP or epoch == len(run.val_acc[trial]):  # shorter: it diverged
+            trained[trial] = epoch
+            if pending:
+                start(pending.pop(), at)
+        else:
+            heapq.heappush(events, (at + float(run.seconds[trial][epoch]), trial, epoch + 1))
+    return Replay(trained, to_target)
+
+
+def chosen(run: Curves, trained: list[int]) -> int:
+    """The trial a study would report: best validation accuracy among trials that ran to
+    their own end with a test evaluation (not stopped by the scheduler, not diverged)."""
+    finished = [trial for trial, epochs in enumerate(trained)
+                if epochs == len(run.val_acc[trial]) and math.isfinite(run.test_acc[trial])]
+    return max(finished, key=lambda trial: float(run.val_acc[trial].max()))
+
+
+def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, targets: dict[str, float]) -> str:
+    lines = [f"ASHA replayed over random search's complete curves, {slots} trials at a time", ""]
+    for dataset in dict.fromkeys(run.dataset for run in runs):
+        mine = sorted((run for run in runs if run.dataset == dataset), key=lambda run: run.seed)
+        target = targets[dataset]
+        baseline = {run.seed: replay(run, None, slots, target) for run in mine}
+        lines += [f"{dataset}: {len(mine)} seeds, {len(mine[0].val_acc)} trials × {mine[0].max_epochs} epochs, "
+                  f"target validation accuracy {target}",
+                  f"{'grace':>5} {'rf':>4} {'rungs':<12} {'epochs':>6} {'kept best':>9} {'test acc Δ':>10} "
+                  f"{'to target vs none (per seed)':<40}"]
+        for grace_period, reduction_factor in settings:
+            rungs = asha_rungs(mine[0].max_epochs, grace_period, reduction_factor)
+            shares, kept, gaps, ratios = [], 0, [], []
+            for run in mine:
+                result = replay(run, asha_scheduler(run.max_epochs, grace_period, reduction_factor), slots, target)
+                full = baseline[run.seed]
+                shares.append(sum(result.epochs) / sum(full.epochs))
+                best = chosen(run, full.epochs)
+                kept += result.epochs[best] == full.epochs[best]
+                gaps.append(run.test_acc[chosen(run, result.epochs)] - run.test_acc[best])
+                ratios.append(result.to_target / full.to_target if math.isfinite(full.to_target) else math.nan)
+            per_seed = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            median = statistics.median(ratios) if not any(math.isnan(r) for r in ratios) else math.nan
+            lines.append(f"{grace_period:>5} {reduction_factor:>4g} {','.join(map(str, rungs)) or 'none':<12} "
+                         f"{statistics.mean(shares):>6.2f} {kept:>5} of {len(mine)} {statistics.mean(gaps):>+10.4f} "
+                         f"median {median:.2f} ({per_seed})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_settings(text: str) -> list[tuple[str, float]]:
+    settings = []
+    for item in text.split(","):
+        grace_period, _, reduction_factor = item.partition(":")
+        if not (grace_period == "auto" or grace_period.isdigit()) or not reduction_factor:
+            raise argparse.ArgumentTypeError(f"expected GRACE:FACTOR items such as auto:2 or 5:3, got {item!r}")
+        settings.append((grace_period, float(reduction_factor)))
+    return settings
+
+
+def main() -> None:
+    from search import SMOKE, WORKLOADS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a folder kept by bench/search.py --keep")
+    parser.add_argument("--settings", type=parse_settings, default=parse_settings("auto:2,3:3,5:3,10:2"),
+                        help="comma-separated GRACE:FACTOR (grace period 'auto' is tunelab's default)")
+    parser.add_argument("--slots", type=int, default=2, help="trials at once")
+    parser.add_argument("--smoke", action="store_true", help="the folder came from search.py --smoke (its targets)")
+    args = parser.parse_args()
+    runs = load_runs(args.folder)
+    if not runs:
+        parser.error(f"{args.folder}: no random-search runs (run bench/search.py --methods random --keep {args.folder})")
+    print(report(runs, args.settings, args.slots, {name: work.target for name, work in (SMOKE if args.smoke else WORKLOADS).items()}))
+
+
+if __name__ == "__main__":
+    main()
