@@ -101,6 +101,13 @@ def asha_rungs(max_epochs: int, grace_period: str, reduction_factor: float) -> l
     return ASHA().rung_epochs(max_epochs, asha_options(grace_period, reduction_factor))
 
 
+def asha_problems(max_epochs: int, grace_period: str, reduction_factor: float) -> dict[str, str]:
+    """What `tunelab run` would refuse in this setting (a grace period of max_epochs or more)."""
+    from tunelab.search.schedulers import ASHA
+
+    return ASHA().problems(max_epochs, asha_options(grace_period, reduction_factor))
+
+
 def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Replay:
     """Two (or `slots`) trials at a time in the searcher's order, each epoch lasting what it
     took; every epoch goes to the scheduler at the moment it ends, as in a real run."""
@@ -136,12 +143,16 @@ def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Rep
     return Replay(trained, to_target)
 
 
-def chosen(run: Curves, trained: list[int]) -> int:
+def chosen(run: Curves, trained: list[int]) -> int | None:
     """The trial a study would report: best validation accuracy among trials that ran to
     their own end with a test evaluation (not stopped by the scheduler, not diverged)."""
     finished = [trial for trial, epochs in enumerate(trained)
                 if epochs == len(run.val_acc[trial]) and math.isfinite(run.test_acc[trial])]
-    return max(finished, key=lambda trial: float(run.val_acc[trial].max()))
+    return max(finished, key=lambda trial: float(run.val_acc[trial].max())) if finished else None
+
+
+def test_acc(run: Curves, trial: int | None) -> float:
+    return run.test_acc[trial] if trial is not None else math.nan
 
 
 def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, targets: dict[str, float]) -> str:
@@ -155,6 +166,11 @@ def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, ta
                   f"{'grace':>5} {'rf':>4} {'rungs':<12} {'epochs':>6} {'kept best':>9} {'test acc Δ':>10} "
                   f"{'to target vs none (per seed)':<40}"]
         for grace_period, reduction_factor in settings:
+            problems = asha_problems(mine[0].max_epochs, grace_period, reduction_factor)
+            if problems:
+                lines.append(f"{grace_period:>5} {reduction_factor:>4g} skipped: "
+                             + "; ".join(f"{name}: {problem}" for name, problem in problems.items()))
+                continue
             rungs = asha_rungs(mine[0].max_epochs, grace_period, reduction_factor)
             shares, kept, gaps, ratios = [], 0, [], []
             for run in mine:
@@ -162,14 +178,16 @@ def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, ta
                 full = baseline[run.seed]
                 shares.append(sum(result.epochs) / sum(full.epochs))
                 best = chosen(run, full.epochs)
-                kept += result.epochs[best] == full.epochs[best]
-                gaps.append(run.test_acc[chosen(run, result.epochs)] - run.test_acc[best])
+                kept += best is not None and result.epochs[best] == full.epochs[best]
+                gaps.append(test_acc(run, chosen(run, result.epochs)) - test_acc(run, best))
                 ratios.append(result.to_target / full.to_target if math.isfinite(full.to_target) else math.nan)
-            per_seed = " ".join(f"{ratio:.2f}" for ratio in ratios)
-            median = statistics.median(ratios) if not any(math.isnan(r) for r in ratios) else math.nan
+            reached = [ratio for ratio in ratios if not math.isnan(ratio)]
+            to_target = (f"median {statistics.median(reached):.2f} ("
+                         + " ".join("—" if math.isnan(ratio) else f"{ratio:.2f}" for ratio in ratios) + ")"
+                         if reached else "— (without early stopping the target was never reached)")
             lines.append(f"{grace_period:>5} {reduction_factor:>4g} {','.join(map(str, rungs)) or 'none':<12} "
                          f"{statistics.mean(shares):>6.2f} {kept:>5} of {len(mine)} {statistics.mean(gaps):>+10.4f} "
-                         f"median {median:.2f} ({per_seed})")
+                         f"{to_target}")
         lines.append("")
     return "\n".join(lines)
 

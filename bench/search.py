@@ -254,7 +254,7 @@ def report(runs: list[Run], workloads: dict[str, Workload], slots: int) -> str:
     for dataset, work in workloads.items():
         grace_period, reduction_factor = asha_defaults(work.max_epochs)
         lines += [f"{dataset}: {work.num_samples} trials × up to {work.max_epochs} epochs, "
-                  f"target validation accuracy {work.target}; grace period {grace_period} epochs, "
+                  f"target validation accuracy {work.target}; ASHA grace period {grace_period}, "
                   f"reduction factor {reduction_factor}", header]
         mine = [run for run in runs if run.dataset == dataset]
         for run in mine:

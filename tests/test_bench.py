@@ -92,17 +92,23 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
                 assert f"  {method} vs random: " in section and "× the time to target" in section
 
 
-    # The kept random-search curves replay under ASHA: one row per rung setting and data set.
-    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke",
-                               "--settings", "auto:2,1:3"], capture_output=True, text=True, timeout=300,
+    # The kept random-search curves replay under ASHA with the default settings: one row per
+    # setting and data set; settings whose grace period is not below the 4 smoke epochs are
+    # named as skipped, with the reason `tunelab run` would give.
+    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke"],
+                              capture_output=True, text=True, timeout=300,
                               env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")})
     print(replayed.stdout + replayed.stderr)
     assert replayed.returncode == 0 and "Traceback" not in replayed.stderr
-    settings = [line.split() for line in replayed.stdout.splitlines() if line.split()[:2] in (["auto", "2"], ["1", "3"])]
-    assert len(settings) == 4, "two settings on each of two data sets"
+    lines = [line.split() for line in replayed.stdout.splitlines()]
+    settings = [fields for fields in lines if fields[:2] in (["auto", "2"], ["3", "3"])]
+    assert len(settings) == 4, "two usable settings on each of two data sets"
     for fields in settings:
         share, kept = float(fields[3]), int(fields[4])
         assert 0 < share <= 1 and kept in (0, 1) and fields[5:7] == ["of", "1"]
+    skipped = [" ".join(fields) for fields in lines if fields[2:3] == ["skipped:"]]
+    assert sorted(line.split()[0] for line in skipped) == ["10", "10", "5", "5"]
+    assert all("expected fewer than train.max_epochs (4)" in line for line in skipped)
 
 
 def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
