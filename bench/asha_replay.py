@@ -79,6 +79,7 @@ def load_runs(folder: Path) -> list[Curves]:
 
 
 def asha_options(grace_period: str, reduction_factor: float) -> dict[str, Any]:
+    """ASHA's options as an experiment file would give them, checked and with defaults."""
     from tunelab.search.schedulers import ASHA
     from tunelab_models.params import resolve_params
 
@@ -86,26 +87,13 @@ def asha_options(grace_period: str, reduction_factor: float) -> dict[str, Any]:
     return resolve_params(ASHA.options, {"grace_period": given, "reduction_factor": reduction_factor})
 
 
-def asha_scheduler(max_epochs: int, grace_period: str, reduction_factor: float) -> Any:
+def asha_scheduler(max_epochs: int, options: dict[str, Any]) -> Any:
     """Ray's ASHAScheduler exactly as tunelab builds it for these options."""
     from tunelab.search.schedulers import ASHA
 
-    scheduler = ASHA().build(max_epochs, asha_options(grace_period, reduction_factor))
+    scheduler = ASHA().build(max_epochs, options)
     scheduler.set_search_properties("val_acc", "max")
     return scheduler
-
-
-def asha_rungs(max_epochs: int, grace_period: str, reduction_factor: float) -> list[int]:
-    from tunelab.search.schedulers import ASHA
-
-    return ASHA().rung_epochs(max_epochs, asha_options(grace_period, reduction_factor))
-
-
-def asha_problems(max_epochs: int, grace_period: str, reduction_factor: float) -> dict[str, str]:
-    """What `tunelab run` would refuse in this setting (a grace period of max_epochs or more)."""
-    from tunelab.search.schedulers import ASHA
-
-    return ASHA().problems(max_epochs, asha_options(grace_period, reduction_factor))
 
 
 def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Replay:
@@ -155,7 +143,9 @@ def test_acc(run: Curves, trial: int | None) -> float:
     return run.test_acc[trial] if trial is not None else math.nan
 
 
-def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, targets: dict[str, float]) -> str:
+def report(runs: list[Curves], settings: list[dict[str, Any]], slots: int, targets: dict[str, float]) -> str:
+    from tunelab.search.schedulers import ASHA
+
     lines = [f"ASHA replayed over random search's complete curves, {slots} trials at a time", ""]
     for dataset in dict.fromkeys(run.dataset for run in runs):
         mine = sorted((run for run in runs if run.dataset == dataset), key=lambda run: run.seed)
@@ -165,16 +155,16 @@ def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, ta
                   f"target validation accuracy {target}",
                   f"{'grace':>5} {'rf':>4} {'rungs':<12} {'epochs':>6} {'kept best':>9} {'test acc Δ':>10} "
                   f"{'to target vs none (per seed)':<40}"]
-        for grace_period, reduction_factor in settings:
-            problems = asha_problems(mine[0].max_epochs, grace_period, reduction_factor)
+        for options in settings:
+            label = f"{options['grace_period']:>5} {options['reduction_factor']:>4g}"
+            problems = ASHA().problems(mine[0].max_epochs, options)  # what `tunelab run` would refuse
             if problems:
-                lines.append(f"{grace_period:>5} {reduction_factor:>4g} skipped: "
-                             + "; ".join(f"{name}: {problem}" for name, problem in problems.items()))
+                lines.append(f"{label} skipped: " + "; ".join(f"{name}: {problem}" for name, problem in problems.items()))
                 continue
-            rungs = asha_rungs(mine[0].max_epochs, grace_period, reduction_factor)
+            rungs = ASHA().rung_epochs(mine[0].max_epochs, options)
             shares, kept, gaps, ratios = [], 0, [], []
             for run in mine:
-                result = replay(run, asha_scheduler(run.max_epochs, grace_period, reduction_factor), slots, target)
+                result = replay(run, asha_scheduler(run.max_epochs, options), slots, target)
                 full = baseline[run.seed]
                 shares.append(sum(result.epochs) / sum(full.epochs))
                 best = chosen(run, full.epochs)
@@ -185,20 +175,26 @@ def report(runs: list[Curves], settings: list[tuple[str, float]], slots: int, ta
             to_target = (f"median {statistics.median(reached):.2f} ("
                          + " ".join("—" if math.isnan(ratio) else f"{ratio:.2f}" for ratio in ratios) + ")"
                          if reached else "— (without early stopping the target was never reached)")
-            lines.append(f"{grace_period:>5} {reduction_factor:>4g} {','.join(map(str, rungs)) or 'none':<12} "
+            lines.append(f"{label} {','.join(map(str, rungs)) or 'none':<12} "
                          f"{statistics.mean(shares):>6.2f} {kept:>5} of {len(mine)} {statistics.mean(gaps):>+10.4f} "
                          f"{to_target}")
         lines.append("")
     return "\n".join(lines)
 
 
-def parse_settings(text: str) -> list[tuple[str, float]]:
+def parse_settings(text: str) -> list[dict[str, Any]]:
+    """GRACE:FACTOR items, each resolved to ASHA's options once."""
+    from tunelab_models.params import ParamError
+
     settings = []
     for item in text.split(","):
         grace_period, _, reduction_factor = item.partition(":")
         if not (grace_period == "auto" or grace_period.isdigit()) or not reduction_factor:
             raise argparse.ArgumentTypeError(f"expected GRACE:FACTOR items such as auto:2 or 5:3, got {item!r}")
-        settings.append((grace_period, float(reduction_factor)))
+        try:
+            settings.append(asha_options(grace_period, float(reduction_factor)))
+        except (ParamError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"{item!r}: {error}") from None
     return settings
 
 

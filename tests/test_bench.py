@@ -114,7 +114,7 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
 def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     import numpy as np
-    from asha_replay import Curves, Replay, asha_scheduler, replay
+    from asha_replay import Curves, Replay, asha_options, asha_scheduler, replay
 
     # Four trials of four one-second epochs. ASHA with grace period 1 and factor 2 judges at
     # epochs 1 and 2: it keeps the first trial, stops the second at epoch 1 (0.1 against the
@@ -129,10 +129,10 @@ def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pyt
     # One slot, no scheduler: the second trial reaches 0.82 at the end of its fourth epoch.
     assert replay(run, None, 1, 0.82) == Replay([4, 4, 4, 4], 8.0)
     # With ASHA the second trial ends at 5 s; the third reaches 0.85 at 5 + 4 s.
-    assert replay(run, asha_scheduler(4, "1", 2.0), 1, 0.82) == Replay([4, 1, 4, 2], 9.0)
+    assert replay(run, asha_scheduler(4, asha_options("1", 2.0)), 1, 0.82) == Replay([4, 1, 4, 2], 9.0)
     # Two slots: the first two trials run side by side and the second is still judged against
     # the first's value, which ended the same second (the earlier trial's result goes first).
-    assert replay(run, asha_scheduler(4, "1", 2.0), 2, 0.82).epochs[:2] == [4, 1]
+    assert replay(run, asha_scheduler(4, asha_options("1", 2.0)), 2, 0.82).epochs[:2] == [4, 1]
 
 
 def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:
