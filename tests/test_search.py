@@ -350,6 +350,30 @@ def test_a_trial_stopped_by_the_scheduler_is_pruned_with_its_reports_kept() -> N
     assert trial.intermediate_values == {1: 0.7, 2: 0.5}
 
 
+def test_the_report_on_which_the_scheduler_stops_a_trial_still_reaches_optuna() -> None:
+    # Ray passes the searcher no on_trial_result for a result its scheduler answers with STOP
+    # (tune_controller: "Only updating search alg if the trial is not to be stopped"): the
+    # rung epoch arrives only with on_trial_complete.
+    search = study_search()
+    search.suggest("t1")
+    search.on_trial_result("t1", {"val_loss": 0.9, "epoch": 3})
+    rows = [{"epoch": 4, "val_loss": 0.8}, {"epoch": 5, "val_loss": 0.7}]
+    search.on_trial_complete("t1", result={"val_loss": 0.7, "epoch": 5, "epoch_rows": rows})
+
+    trial = optuna_trial(search)
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {3: 0.9, 4: 0.8, 5: 0.7}, "stopped at epoch 5, and Optuna knows it"
+
+
+def test_a_trial_that_ran_to_the_end_gives_optuna_its_last_epoch_once() -> None:
+    search = study_search()
+    search.suggest("t1")
+    search.on_trial_result("t1", {"val_loss": 0.5, "epoch": 1})
+    search.on_trial_result("t1", {"val_loss": 0.4, "epoch": 2})
+    search.on_trial_complete("t1", result={"val_loss": 0.3, "epoch": 3, "trial_end": "completed"})
+    assert optuna_trial(search).intermediate_values == {1: 0.5, 2: 0.4, 3: 0.3}
+
+
 def test_a_report_carrying_several_epochs_gives_optuna_each_of_them() -> None:
     search = study_search()
     search.suggest("t1")

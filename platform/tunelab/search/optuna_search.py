@@ -35,21 +35,35 @@ class DefineByRun:
 
 
 class StudySearch(OptunaSearch):
-    """Ray's OptunaSearch, except for trials the scheduler stopped.
+    """Ray's OptunaSearch, except for trials the scheduler stopped, and with every epoch.
 
     Ray tells Optuna a stopped trial is COMPLETE with its last, early value: an unconverged
-    loss that TPE would treat like a finished result. We tell Optuna it was PRUNED instead;
-    Ray has already reported its per-epoch values, so TPE ranks it below every finished
+    loss that TPE would treat like a finished result. We tell Optuna it was PRUNED instead,
+    with its per-epoch values as intermediate values, so TPE ranks it below every finished
     trial and by how far it got, which is how Optuna treats trials its own pruners stop.
     A trial that ended on its own (completed, patience, diverged) says so in `trial_end`.
+
+    Ray hands the searcher no result for the report on which a trial ends (its own end, or
+    the scheduler's stop at a rung): those epochs reach Optuna when the trial completes.
+    Without them a trial stopped at epoch 5 would tell Optuna it got to epoch 4 or 3.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_epoch: dict[str, int] = {}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         # Optuna's intermediate values are per epoch; one report may carry several epochs.
         for row in epoch_rows(result):
+            if self.metric not in row or row.get("epoch", 0) <= self._last_epoch.get(trial_id, 0):
+                continue
             super().on_trial_result(trial_id, {self.metric: row[self.metric], TRAINING_ITERATION: row["epoch"]})
+            self._last_epoch[trial_id] = row["epoch"]
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if result is not None and not error and trial_id in self._ot_trials:
+            self.on_trial_result(trial_id, result)
+        self._last_epoch.pop(trial_id, None)
         stopped_by_scheduler = not error and result is not None and TRIAL_END not in result
         if stopped_by_scheduler:
             # With no result and no error, OptunaSearch records the trial as PRUNED.
