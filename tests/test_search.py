@@ -66,10 +66,12 @@ def default_options(searcher_name: str, **given: Any) -> dict[str, Any]:
     return resolve_params(SEARCHERS[searcher_name].options, given)
 
 
-def build_sampler(searcher_name: str, space: Space, seed: int | None, **options: Any) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    searcher_name: str, space: Space, seed: int | None, budgets: tuple[int, ...] = (40,), **options: Any
+) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler
-        return SEARCHERS[searcher_name].build_sampler(space, seed, default_options(searcher_name, **options))
+        return SEARCHERS[searcher_name].build_sampler(space, seed, default_options(searcher_name, **options), budgets)
 
 
 def on_step_lattice(value: float, low: float, step: float) -> bool:
@@ -217,7 +219,9 @@ def sampled_configs(searcher_name: str, seed: int, **options: Any) -> list[dict[
     return [trial.params for trial in study.trials]
 
 
-@pytest.mark.parametrize(("searcher_name", "options"), [("random", {}), ("tpe", {"n_startup_trials": 4})])
+@pytest.mark.parametrize(
+    ("searcher_name", "options"), [("random", {}), ("tpe", {"n_startup_trials": 4}), ("bohb", {"n_startup_trials": 4})]
+)
 def test_a_seed_makes_the_search_reproducible(searcher_name: str, options: dict[str, Any]) -> None:
     first = sampled_configs(searcher_name, seed=7, **options)
     assert sampled_configs(searcher_name, seed=7, **options) == first

@@ -148,6 +148,48 @@ def test_exploding_learning_rate_is_diverged_and_the_study_completes(ray_runtime
     assert not epochs[classification_columns].isna().any().any(), "no NaN reaches the store"
 
 
+def test_bohb_study_models_rung_results_and_optuna_knows_where_each_trial_stopped(
+    ray_runtime: None, tmp_path: Path
+) -> None:
+    """A real TPE-at-the-rungs + ASHA study; Ray's saved searcher state shows what Optuna saw."""
+    import pickle
+
+    import optuna
+
+    from tunelab.search.optuna_search import DefineByRun
+    from tunelab.search.rung_tpe import RungTPESampler
+
+    document = small_study(name="bohb", searcher={"name": "bohb", "n_startup_trials": 3},
+                           budget={"num_samples": 10})
+    spec = parse_spec(yaml.safe_dump(document), "bohb.yaml")
+    outcome = run_study(spec, tmp_path, echo=lambda line: None)
+
+    trials = read_trials(outcome.paths).set_index("trial_id")
+    assert len(trials) == 10 and read_study(outcome.paths)["status"] == "completed"
+    (state_file,) = outcome.paths.root.glob("searcher-state-*.pkl")  # our own test's output
+    state = pickle.loads(state_file.read_bytes())
+    sampler, ot_study = state["_sampler"], state["_ot_study"]
+    assert isinstance(sampler, RungTPESampler) and sampler.budgets == [1, 2, 4, 6]
+    for trial_id, ot_trial in state["_ot_trials"].items():
+        seen = ot_study.trials[ot_trial.number]
+        row = trials.loc[trial_id]
+        assert max(seen.intermediate_values) == row["epochs"], f"Optuna saw {trial_id} to its last epoch"
+        stopped = row["status"] == "stopped_early"
+        assert (seen.state == optuna.trial.TrialState.PRUNED) == stopped
+    ended_on_their_own = trials["status"] != "stopped_early"
+    deepest = [b for b in (1, 2, 4, 6) if (ended_on_their_own | (trials["epochs"] >= b)).sum() >= 3]
+    assert sampler.model_budget(ot_study) == deepest[-1], "the deepest budget three trials reached"
+
+    # The first configurations are random search's draws with the same seed; later ones
+    # come from the model.
+    random_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    random_study.optimize(lambda t: DefineByRun(spec.search_space)(t) or 0.0, n_trials=10)
+    drawn = [t.params for t in random_study.trials]
+    proposed = [t.params for t in ot_study.trials]
+    assert proposed[:2] == drawn[:2]
+    assert proposed != drawn
+
+
 def test_trials_table_is_readable_while_the_study_runs(ray_runtime: None, tmp_path: Path) -> None:
     """The store callback flushes during the run: a reader sees trials before the end."""
     spec = parse_spec(yaml.safe_dump(small_study(name="live", budget={"num_samples": 4})), "live.yaml")

@@ -92,6 +92,13 @@ def study_setup(spec: Spec) -> StudySetup:
     )
 
 
+def trial_budgets(spec: Spec) -> list[int]:
+    """The epochs at which the study compares trials: the scheduler's rungs and max_epochs."""
+    scheduler = SCHEDULERS[spec.scheduler.name]
+    rungs = scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
+    return [*rungs, spec.train.max_epochs]
+
+
 def load_study_data(spec: Spec) -> Splits:
     return load_splits(
         spec.dataset.name,
@@ -156,7 +163,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         space=DefineByRun(spec.search_space),
         metric=metric,
         mode=mode,
-        sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options),
+        sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options, trial_budgets(spec)),
     )
     tuner = tune.Tuner(
         study_trainable(spec, data, paths),

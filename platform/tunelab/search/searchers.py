@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import optuna
 
+from tunelab.search.rung_tpe import RungTPESampler
 from tunelab_models.params import Param
 
 if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be circular
@@ -20,8 +21,10 @@ class Searcher:
     options: ClassVar[tuple[Param, ...]] = ()
 
     def build_sampler(
-        self, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any]
+        self, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any], budgets: Sequence[int]
     ) -> optuna.samplers.BaseSampler:
+        """`budgets`: the epochs at which the study compares trials (the scheduler's rungs and
+        max_epochs), for searchers that model results by how far trials got."""
         raise NotImplementedError
 
     def planned_trials(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> int | None:
@@ -33,7 +36,7 @@ class TPESearcher(Searcher):
     name = "tpe"
     options = (Param("n_startup_trials", int, 10, "random trials before TPE models the space", low=0, high=100_000),)
 
-    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         # group=True lets multivariate TPE model conditional parameters (momentum only with
         # SGD) as separate subspaces instead of falling back to independent sampling.
         with warnings.catch_warnings():
@@ -43,10 +46,31 @@ class TPESearcher(Searcher):
             )
 
 
+class RungTPESearcher(Searcher):
+    """TPE fitted on the trials' results at the deepest rung enough trials reached (BOHB's
+    rule); see `rung_tpe.py`. Made for a rung scheduler (asha, median); with none it is TPE on
+    final results that counts running trials as bad ones."""
+
+    name = "bohb"
+    options = (
+        Param("n_startup_trials", int, "auto", "trials that must reach the first rung before TPE models the "
+              "space; auto: one more than the searched parameters (BOHB's rule)", low=1, high=100_000,
+              also=("auto",)),
+    )
+
+    @staticmethod
+    def startup_trials(space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> int:
+        given = options["n_startup_trials"]
+        return len(space) + 1 if given == "auto" else int(given)
+
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        return RungTPESampler(budgets, self.startup_trials(space, options), seed=seed)
+
+
 class RandomSearcher(Searcher):
     name = "random"
 
-    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -54,7 +78,7 @@ class CmaEsSearcher(Searcher):
     name = "cmaes"
     options = (Param("n_startup_trials", int, 1, "random trials before CMA-ES starts", low=0, high=100_000),)
 
-    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         # CMA-ES covers numeric parameters; choices are drawn at random (Optuna's design).
         return optuna.samplers.CmaEsSampler(
             seed=seed, n_startup_trials=options["n_startup_trials"], warn_independent_sampling=False
@@ -65,7 +89,7 @@ class QMCSearcher(Searcher):
     name = "qmc"
     options = (Param("qmc_type", str, "sobol", "low-discrepancy sequence", choices=("sobol", "halton")),)
 
-    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         return optuna.samplers.QMCSampler(
             qmc_type=options["qmc_type"], scramble=True, seed=seed, warn_independent_sampling=False,
             warn_asynchronous_seeding=False,
@@ -79,7 +103,7 @@ class GridSearcher(Searcher):
     def grid(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> dict[str, list[Any]]:
         return {name: dist.grid_values(options["resolution"]) for name, dist in space.items()}
 
-    def build_sampler(self, space, seed, options):  # type: ignore[no-untyped-def]
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         return optuna.samplers.GridSampler(self.grid(space, options), seed=seed)
 
     def planned_trials(self, space, options):  # type: ignore[no-untyped-def]
@@ -87,7 +111,7 @@ class GridSearcher(Searcher):
 
 
 SEARCHERS: dict[str, Searcher] = {
-    s.name: s for s in (TPESearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
+    s.name: s for s in (TPESearcher(), RungTPESearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
 }
 
 
