@@ -5,6 +5,8 @@ The same search space, trial budget and epoch budget on each data set, five sear
 each, every run in a fresh process, one after the other:
 
   tpe+asha     `tunelab run`: Optuna's TPE proposes, ASHA stops unpromising trials at its rungs
+  bohb+asha    `tunelab run`: TPE fitted on the results at the deepest rung enough trials reached
+               (searcher `bohb`), ASHA as above
   random+asha  `tunelab run`: random search with ASHA: what the scheduler alone contributes
   random       `tunelab run`: random search, every trial trains all its epochs
   optuna       plain Optuna in one process (no Ray): TPE with Optuna's successive-halving
@@ -37,7 +39,7 @@ from typing import Any
 
 import yaml
 
-METHODS = ("tpe+asha", "random+asha", "random", "optuna")
+METHODS = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna")
 
 # The quickstart's search space: the five classic knobs of an MLP.
 SPACE = {
@@ -79,7 +81,7 @@ def experiment(name: str, work: Workload, method: str, seed: int, slots: int, st
     """The experiment file of one run (the optuna method reads the same file); `startup` is
     TPE's random start-up trials, None for tunelab's default."""
     asha = method.endswith("+asha")
-    searcher = "random" if method.startswith("random") else "tpe"
+    searcher = "tpe" if method == "optuna" else method.removesuffix("+asha")
     tpe_options = {} if startup is None else {"n_startup_trials": startup}
     return {
         "name": name,
@@ -88,7 +90,7 @@ def experiment(name: str, work: Workload, method: str, seed: int, slots: int, st
         "search_space": SPACE,
         "objective": {"metric": "val_acc"},
         "train": {"max_epochs": work.max_epochs, "early_stopping": {"patience": None}},
-        "searcher": {"name": searcher, "seed": seed, **(tpe_options if searcher == "tpe" else {})},
+        "searcher": {"name": searcher, "seed": seed, **(tpe_options if searcher in ("tpe", "bohb") else {})},
         "scheduler": {"name": "asha"} if asha else {"name": "none"},  # tunelab's default rungs
         "budget": {"num_samples": work.num_samples, "max_concurrent": slots},
         "resources": {"cpu": 1, "gpu": 0},
@@ -135,7 +137,7 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     from tunelab.search.optuna_search import DefineByRun
     from tunelab.search.searchers import SEARCHERS
     from tunelab.spec import load_spec, resolved_options
-    from tunelab.study import load_study_data, study_setup
+    from tunelab.study import load_study_data, study_setup, trial_budgets
     from tunelab.training.loop import train_trial
 
     torch.set_num_threads(1)
@@ -144,7 +146,8 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     data, setup = load_study_data(spec), study_setup(spec)
     space = DefineByRun(spec.search_space)
     searcher = SEARCHERS["tpe"]
-    sampler = searcher.build_sampler(spec.search_space, spec.searcher.seed, resolved_options(spec.searcher, searcher.options))
+    sampler = searcher.build_sampler(spec.search_space, spec.searcher.seed, resolved_options(spec.searcher, searcher.options),
+                                     trial_budgets(spec))
     grace_period, reduction_factor = asha_defaults(spec.train.max_epochs)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=grace_period, reduction_factor=reduction_factor)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -192,7 +195,8 @@ def write_record(out: Path, **record: Any) -> None:
     out.write_text(json.dumps(record))
 
 
-RUNNERS = {"tpe+asha": run_tunelab, "random+asha": run_tunelab, "random": run_tunelab, "optuna": run_optuna}
+RUNNERS = {"tpe+asha": run_tunelab, "bohb+asha": run_tunelab, "random+asha": run_tunelab, "random": run_tunelab,
+           "optuna": run_optuna}
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,24 +282,45 @@ def report(runs: list[Run], workloads: dict[str, Workload], slots: int) -> str:
 
 
 def verdict(runs: list[Run], medians: dict[str, float]) -> list[str]:
-    """Each early-stopping method against random search: the time ratio and the paired
-    test-accuracy gap."""
+    """Each early-stopping method against random search: the time ratio (with a bootstrap
+    interval over seeds) and the paired test-accuracy gap."""
     if "random" not in medians or math.isinf(medians["random"]):
         return []
-    random_test = {run.seed: run.chosen_test for run in runs if run.method == "random"}
+    random_runs = {run.seed: run for run in runs if run.method == "random"}
     lines = []
-    for method in ("tpe+asha", "random+asha"):
+    for method in ("tpe+asha", "bohb+asha", "random+asha"):
         if method not in medians:
             continue
         # Paired by seed: both methods see the same data and split, and their searchers draw
         # the same first configurations, so much of the seed-to-seed spread drops out.
-        gaps = [run.chosen_test - random_test[run.seed] for run in runs if run.method == method and run.seed in random_test]
+        pairs = [(run, random_runs[run.seed]) for run in runs if run.method == method and run.seed in random_runs]
         line = f"  {method} vs random: {medians[method] / medians['random']:.2f}× the time to target"
+        if len(pairs) >= 3:
+            low, high = time_ratio_interval([(mine.to_target, theirs.to_target) for mine, theirs in pairs])
+            line += f" (95 % bootstrap interval {low:.2f}–{high:.2f}×)"
+        gaps = [mine.chosen_test - theirs.chosen_test for mine, theirs in pairs]
         if len(gaps) >= 2:
             gap, error = statistics.mean(gaps), statistics.stdev(gaps) / math.sqrt(len(gaps))
             line += f", test acc {gap:+.4f} ± {error:.4f} (paired by seed, standard error of {len(gaps)})"
         lines.append(line)
     return lines
+
+
+def time_ratio_interval(pairs: list[tuple[float, float]], resamples: int = 4000) -> tuple[float, float]:
+    """2.5th and 97.5th percentiles of median(method) / median(random) over seeds drawn with
+    replacement, each seed keeping its pair: how much the ratio owes to the seeds drawn."""
+    import random as draws
+
+    rng = draws.Random(0)
+    ratios = []
+    for _ in range(resamples):
+        sample = [pairs[rng.randrange(len(pairs))] for _ in pairs]
+        baseline = statistics.median(theirs for _, theirs in sample)
+        ratios.append(statistics.median(mine for mine, _ in sample) / baseline if math.isfinite(baseline) else math.nan)
+    ratios = sorted(ratio for ratio in ratios if not math.isnan(ratio))
+    if not ratios:
+        return math.nan, math.nan
+    return ratios[int(0.025 * (len(ratios) - 1))], ratios[int(0.975 * (len(ratios) - 1))]
 
 
 def main() -> None:

@@ -68,7 +68,7 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
 
 def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     output = run_bench("search.py", tmp_path)
-    methods = ("tpe+asha", "random+asha", "random", "optuna")
+    methods = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna")
     rows = [line.split() for line in output.splitlines() if line.split()[:1] in (["digits"], ["mnist1d"])]
     runs = {(fields[0], fields[1]): fields for fields in rows if len(fields) == 9}
     assert set(runs) == {(d, m) for d in ("digits", "mnist1d") for m in methods}
@@ -88,7 +88,7 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
         # reached the target (smoke targets are low, but a tiny run may still miss one).
         if runs[(dataset, "random")][3] != "never":
             section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
-            for method in ("tpe+asha", "random+asha"):
+            for method in ("tpe+asha", "bohb+asha", "random+asha"):
                 assert f"  {method} vs random: " in section and "× the time to target" in section
 
 
@@ -109,6 +109,28 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     skipped = [" ".join(fields) for fields in lines if fields[2:3] == ["skipped:"]]
     assert sorted(line.split()[0] for line in skipped) == ["10", "10", "5", "5"]
     assert all("expected fewer than train.max_epochs (4)" in line for line in skipped)
+
+
+def test_search_verdict_gives_the_time_ratio_with_its_bootstrap_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from search import Run, time_ratio_interval, verdict
+
+    # Every seed exactly half the time: no spread to resample.
+    assert time_ratio_interval([(5.0, 10.0), (6.0, 12.0), (7.0, 14.0)]) == (0.5, 0.5)
+    pairs = [(4.0, 20.0), (30.0, 20.0), (10.0, 25.0), (9.0, 10.0), (12.0, 30.0)]
+    low, high = time_ratio_interval(pairs)
+    point = 10.0 / 20.0  # median 10 of the method over median 20 of random search
+    assert low < point < high and low >= 4 / 30 and high <= 30 / 10
+
+    def run(method: str, seed: int, to_target: float, test: float) -> Run:
+        return Run("mnist1d", method, seed, 60.0, to_target, 0.6, test, 100, 48, 0)
+
+    runs = [run("random", seed, seconds, 0.60) for seed, (_, seconds) in enumerate(pairs)]
+    runs += [run("tpe+asha", seed, seconds, 0.61) for seed, (seconds, _) in enumerate(pairs)]
+    (line,) = verdict(runs, {"random": 20.0, "tpe+asha": 10.0})
+    assert line.startswith("  tpe+asha vs random: 0.50× the time to target")
+    assert f"(95 % bootstrap interval {low:.2f}–{high:.2f}×)" in line
+    assert "test acc +0.0100 ± 0.0000 (paired by seed, standard error of 5)" in line
 
 
 def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
