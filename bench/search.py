@@ -18,7 +18,7 @@ target validation accuracy, the best validation accuracy, the test accuracy of t
 chosen by validation accuracy, the epochs trained in all, and the wall time; then, against
 random search, each early-stopping method's time to target and its test accuracy paired by seed.
 
-    python bench/search.py                  # digits and MNIST-1D, seeds 0-4 (about 35 minutes)
+    python bench/search.py                  # digits and MNIST-1D, seeds 0-4 (about 45 minutes on a quiet host)
     python bench/search.py --datasets digits --seeds 0
     python bench/search.py --smoke          # tiny sizes: prints every figure in a minute
 """
