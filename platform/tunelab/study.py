@@ -78,11 +78,8 @@ def study_setup(spec: Spec) -> StudySetup:
         seed=spec.train.seed,
         checkpoint_interval_s=spec.train.checkpoint_interval_s,
     )
-    scheduler = SCHEDULERS[spec.scheduler.name]
     return StudySetup(
-        decision_epochs=frozenset(
-            scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
-        ),
+        decision_epochs=frozenset(rung_epochs(spec)),
         model_name=spec.model.name,
         fixed_model_params=spec.model.options(),
         fixed_knobs=spec.train.options(),
@@ -92,11 +89,15 @@ def study_setup(spec: Spec) -> StudySetup:
     )
 
 
+def rung_epochs(spec: Spec) -> list[int]:
+    """The epochs at which the study's scheduler may stop a trial."""
+    scheduler = SCHEDULERS[spec.scheduler.name]
+    return scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
+
+
 def trial_budgets(spec: Spec) -> list[int]:
     """The epochs at which the study compares trials: the scheduler's rungs and max_epochs."""
-    scheduler = SCHEDULERS[spec.scheduler.name]
-    rungs = scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
-    return [*rungs, spec.train.max_epochs]
+    return [*rung_epochs(spec), spec.train.max_epochs]
 
 
 def load_study_data(spec: Spec) -> Splits:
@@ -145,7 +146,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         objective_mode=mode,
         searcher=searcher.name,
         scheduler=scheduler.name,
-        rung_epochs=scheduler.rung_epochs(spec.train.max_epochs, scheduler_options),
+        rung_epochs=rung_epochs(spec),
         max_epochs=spec.train.max_epochs,
         num_samples=num_samples,
         max_concurrent=max_concurrent,
