@@ -40,6 +40,8 @@ from typing import Any
 import yaml
 
 METHODS = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna")
+# Set against random search in the verdict: tunelab with ASHA, one per searcher.
+EARLY_STOPPING_METHODS = tuple(method for method in METHODS if method.endswith("+asha"))
 
 # The quickstart's search space: the five classic knobs of an MLP.
 SPACE = {
@@ -288,7 +290,7 @@ def verdict(runs: list[Run], medians: dict[str, float]) -> list[str]:
         return []
     random_runs = {run.seed: run for run in runs if run.method == "random"}
     lines = []
-    for method in ("tpe+asha", "bohb+asha", "random+asha"):
+    for method in EARLY_STOPPING_METHODS:
         if method not in medians:
             continue
         # Paired by seed: both methods see the same data and split, and their searchers draw
