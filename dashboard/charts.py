@@ -20,6 +20,7 @@ STATUS_COLOURS = {
     "early_stopped_patience": "#1f77b4",
     "diverged": "#d62728",
     "errored": "#7f7f7f",
+    "reached_goal": "#bcbd22",
     "interrupted": "#9467bd",
     "running": "#17becf",
 }

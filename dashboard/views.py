@@ -20,6 +20,7 @@ STATUS_LABELS = {
     "early_stopped_patience": "stopped by patience",
     "diverged": "diverged",
     "errored": "errored",
+    "reached_goal": "reached the goal",
     "interrupted": "interrupted",
     "running": "running",
 }
@@ -61,6 +62,7 @@ def studies_view(summaries: pd.DataFrame) -> pd.DataFrame:
             "stopped by patience": summaries["trials_patience"].fillna(0).astype(int),
             "diverged": summaries["trials_diverged"].fillna(0).astype(int),
             "errored": summaries["trials_errored"].fillna(0).astype(int),
+            "reached goal": summaries["trials_reached_goal"].fillna(0).astype(int),
             "best objective": [
                 f"{format_value(best)} ({metric})" if isinstance(metric, str) else "—"
                 for best, metric in zip(summaries["best_objective"], summaries["objective_metric"])

@@ -74,6 +74,9 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("loss maximised", small_study(objective={"metric": "val_loss", "mode": "max"}), "objective.mode", "expected 'min'"),
     ("grid smaller than budget", replaced(searcher={"name": "grid", "resolution": 2}, search_space={"depth": {"type": "int", "low": 1, "high": 2}}), "budget.num_samples", "expected at most 2, got 8"),
     ("negative patience", small_study(train={"early_stopping": {"patience": 0}}), "train.early_stopping.patience", "greater than or equal to 1"),
+    ("accuracy goal above 1", small_study(objective={"metric": "val_acc", "goal": 96}), "objective.goal", "expected a goal in that range, got 96"),
+    ("negative loss goal", small_study(objective={"metric": "val_loss", "goal": -0.1}), "objective.goal", "expected a goal of at least 0, got -0.1"),
+    ("goal not a number", small_study(objective={"metric": "val_acc", "goal": "high"}), "objective.goal", "valid number"),
 ]
 
 

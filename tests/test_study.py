@@ -249,6 +249,42 @@ def test_time_budget_ends_the_study_and_marks_unfinished_trials(ray_runtime: Non
     assert outcome.seconds < 90
 
 
+def test_a_goal_ends_the_study_at_the_first_trial_that_reaches_it(ray_runtime: None, tmp_path: Path) -> None:
+    # One learning rate of eight learns; at the others SGD barely moves in 40 epochs.
+    rates = [1e-7, 2e-7, 3e-7, 4e-7, 5e-7, 6e-7, 7e-7, 0.1]
+    document = small_study(
+        name="goal",
+        objective={"metric": "val_acc", "goal": 0.8},
+        train={"max_epochs": 40, "batch_size": 64, "optimizer": "sgd", "momentum": 0.9, "early_stopping": {"patience": None}},
+        scheduler="none",
+        budget={"num_samples": 8, "max_concurrent": 2},
+    )
+    document["searcher"] = {"name": "grid", "seed": 0}
+    document["search_space"] = {"learning_rate": {"type": "choice", "values": rates}}
+    lines: list[str] = []
+    outcome = run_study(parse_spec(yaml.safe_dump(document), "goal.yaml"), tmp_path, echo=lines.append)
+
+    trials = read_trials(outcome.paths).set_index("trial_id")
+    epochs = read_epochs(outcome.paths)
+    winner = trials[trials["status"] == "reached_goal"]
+    assert len(winner) == 1 and winner["param_learning_rate"].iloc[0] == 0.1, trials[["param_learning_rate", "status"]]
+    winner_id = winner.index[0]
+    curve = epochs[epochs["trial_id"] == winner_id].sort_values("epoch")
+    first = int(curve.loc[curve["val_acc"] >= 0.8, "epoch"].min())
+    assert winner.loc[winner_id, "stop_epoch"] == winner.loc[winner_id, "epochs"] == first < 40
+    assert winner.loc[winner_id, "objective"] >= 0.8 and 0.7 < winner.loc[winner_id, "final_test_acc"] <= 1
+    # Nothing started after the goal was reached; what was running then is interrupted.
+    others = trials.drop(index=winner_id)
+    assert (others["started_at"] <= winner.loc[winner_id, "finished_at"]).all()
+    assert len(trials) < 8, "grid seed 0 puts the learning rate that learns before the last trial"
+    assert set(others["status"]) <= {"completed", "interrupted"}
+    cut = others[others["status"] == "interrupted"]
+    assert cut["final_test_acc"].isna().all() and (cut["stop_reason"] == f"stopped when trial {winner.loc[winner_id, 'trial_number']} reached the study's goal").all()
+    assert len(cut) <= 1, "two slots: the winner's and at most one other"
+    assert read_study(outcome.paths)["status"] == "completed"
+    assert any("reached the goal" in line for line in lines), lines
+
+
 def test_a_trial_that_raises_is_errored_with_its_message_and_the_study_goes_on(ray_runtime: None, tmp_path: Path) -> None:
     document = small_study(name="errors")
     document["model"] = {"name": "study_models:FragileMLP"}

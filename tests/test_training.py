@@ -64,6 +64,26 @@ def test_last_report_says_how_it_ended_and_carries_test_metrics(digits: Splits) 
     assert 0.5 < metrics[-1]["test_acc"] <= 1.0
 
 
+@pytest.mark.parametrize("objective,mode", [("val_acc", "max"), ("val_loss", "min")])
+def test_a_goal_ends_the_trial_at_the_first_epoch_that_reaches_it_with_its_test_evaluation(
+    digits: Splits, objective: str, mode: str
+) -> None:
+    rules = {"max_epochs": 8, "objective": objective, "objective_mode": mode}
+    free = [m for m, _ in run(plan(**rules), digits)]
+    assert free[-1]["trial_end"] == "completed"
+    values = [m[objective] for m in free]
+    goal = values[4]  # the run without a goal gets there at epoch 5 or before
+    better = (lambda value: value >= goal) if mode == "max" else (lambda value: value <= goal)
+    first = next(epoch for epoch, value in enumerate(values, start=1) if better(value))
+
+    metrics = [m for m, _ in run(plan(**rules, goal=goal), digits)]
+    assert [m["epoch"] for m in metrics] == list(range(1, first + 1))
+    assert metrics[-1]["trial_end"] == "reached_goal"
+    assert metrics[-1]["best_epoch"] == first and metrics[-1]["best_objective"] == values[first - 1]
+    assert all("trial_end" not in m for m in metrics[:-1])
+    assert 0.5 < metrics[-1]["test_acc"] <= 1.0
+
+
 def test_patience_stops_after_epochs_without_improvement(digits: Splits) -> None:
     # min_delta larger than any possible gain: only epoch 1 counts as an improvement for
     # patience, while the best epoch (by the objective, no min_delta) still moves on.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 Mode = Literal["min", "max"]
@@ -49,6 +50,25 @@ def metric_mode(metric: str) -> Mode:
     raise KeyError(metric)
 
 
+def goal_problem(metric: str, goal: float) -> str | None:
+    """What is wrong with a goal no trial could ever reach (accuracy above 1, a negative
+    loss, R² above 1); None when it is reachable."""
+    kind = metric.split("_", 1)[-1]
+    if kind == "acc" and not 0 <= goal <= 1:
+        return f"{metric} lies between 0 and 1; expected a goal in that range, got {goal}"
+    if kind == "r2" and goal > 1:
+        return f"{metric} is at most 1; expected a goal of at most 1, got {goal}"
+    if kind == "loss" and goal < 0:
+        return f"{metric} is never negative; expected a goal of at least 0, got {goal}"
+    return None
+
+
+def goal_reached(value: float, goal: float | None, mode: Mode) -> bool:
+    if goal is None or not math.isfinite(value):
+        return False
+    return value <= goal if mode == "min" else value >= goal
+
+
 def worst_value(mode: Mode) -> float:
     """The objective a diverged trial reports: ASHA stops it and Optuna learns to avoid it."""
     return float("inf") if mode == "min" else float("-inf")
@@ -58,9 +78,10 @@ TRIAL_STATUSES: tuple[str, ...] = (
     "completed",  # ran to max_epochs
     "stopped_early",  # stopped by the scheduler (ASHA / median)
     "early_stopped_patience",  # no improvement for `patience` epochs
+    "reached_goal",  # its objective reached the study's `objective.goal`
     "diverged",  # loss became NaN or infinite
     "errored",  # raised an exception
-    "interrupted",  # still running when the study ended (time budget, Ctrl-C)
+    "interrupted",  # still running when the study ended (time budget, goal reached, Ctrl-C)
 )
 
 

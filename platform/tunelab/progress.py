@@ -101,7 +101,8 @@ class ProgressCallback(Callback):
         done = sum(self.ended.values())
         counts = [f"{done}/{self.num_samples} done", f"{len(self.running)} running"]
         for status, label in (("stopped_early", "stopped by scheduler"), ("early_stopped_patience", "by patience"),
-                              ("diverged", "diverged"), ("errored", "errored")):
+                              ("diverged", "diverged"), ("errored", "errored"),
+                              ("reached_goal", "reached the goal")):
             if self.ended[status]:
                 counts.append(f"{self.ended[status]} {label}")
         if self.best_trial:

@@ -128,6 +128,7 @@ class StoreCallback(Callback):
             "completed": "reached max_epochs",
             "early_stopped_patience": f"no improvement in {last.get('epoch', 0) - last.get('best_epoch', 0)} epochs (best epoch {last.get('best_epoch')})",
             "diverged": "loss became NaN or infinite",
+            "reached_goal": f"{self.objective} reached the study's goal (best epoch {last.get('best_epoch')}): the study ends",
             None: f"stopped by the {self.scheduler_name} scheduler at epoch {stop_epoch}",
         }
         self._finish(trial, status=ended_status(last), stop_epoch=stop_epoch, stop_reason=reasons.get(end, end))
@@ -150,10 +151,13 @@ class StoreCallback(Callback):
         )
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        for record in self.writer.trials():
+        records = self.writer.trials()
+        winners = [record["trial_number"] for record in records if record.get("status") == "reached_goal"]
+        reason = (f"stopped when trial {winners[0]} reached the study's goal" if winners
+                  else "still running when the study ended (time budget or interrupt)")
+        for record in records:
             if record.get("status") == "running":
-                self._interrupt(record["trial_id"], _count(record.get("epochs")),
-                                "still running when the study ended (time budget or interrupt)")
+                self._interrupt(record["trial_id"], _count(record.get("epochs")), reason)
         self.writer.flush()
         self.writer.compact_epochs()
 

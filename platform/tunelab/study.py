@@ -19,6 +19,7 @@ from tunelab.search.searchers import SEARCHERS
 from tunelab.local_ray import concurrent_trial_slots, start_ray
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
+from tunelab.stopping import GoalStopper
 from tunelab.store_callback import now
 from tunelab.training import trial_state
 from tunelab.training.plan import StudySetup, TrainingRules
@@ -77,6 +78,7 @@ def study_setup(spec: Spec) -> StudySetup:
         monitor_mode=metric_mode(spec.monitor_metric),
         seed=spec.train.seed,
         checkpoint_interval_s=spec.train.checkpoint_interval_s,
+        goal=spec.objective.goal,
     )
     return StudySetup(
         decision_epochs=frozenset(rung_epochs(spec)),
@@ -184,6 +186,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+            stop=GoalStopper() if spec.objective.goal is not None else None,
             verbose=0,
         ),
     )

@@ -17,7 +17,7 @@ from tunelab.store import StudyPaths, StudyTables, list_study_names, read_study,
 SUMMARY_COLUMNS = [
     "name", "status", "objective_metric", "objective_mode", "trials_planned", "trials_seen",
     "trials_running", "trials_completed", "trials_stopped_early", "trials_patience",
-    "trials_diverged", "trials_errored", "trials_interrupted", "best_objective", "started_at",
+    "trials_diverged", "trials_errored", "trials_reached_goal", "trials_interrupted", "best_objective", "started_at",
     "duration_s", "error",
 ]
 # Count column → the trial status it counts.
@@ -28,6 +28,7 @@ STATUS_COUNTS = {
     "trials_patience": "early_stopped_patience",
     "trials_diverged": "diverged",
     "trials_errored": "errored",
+    "trials_reached_goal": "reached_goal",
     "trials_interrupted": "interrupted",
 }
 

@@ -11,7 +11,7 @@ from tunelab_models.params import Param, resolve_params
 
 from tunelab.datasets import get_dataset, resolve_dataset_params
 from tunelab.errors import BadInputError, SpecError
-from tunelab.metrics import OBJECTIVE_METRICS
+from tunelab.metrics import OBJECTIVE_METRICS, goal_problem
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec.distributions import Choice, _Distribution
@@ -68,6 +68,9 @@ def validate_spec(spec: Spec, source: str) -> Spec:
     mode = spec.objective.mode or metrics[metric]
     if mode != metrics[metric]:
         raise fail("objective.mode", f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'}; expected {metrics[metric]!r}")
+    goal = spec.objective.goal
+    if goal is not None and (problem := goal_problem(metric, goal)):
+        raise fail("objective.goal", problem)
     monitor = spec.train.early_stopping.monitor
     if monitor is not None and monitor not in metrics:
         raise fail("train.early_stopping.monitor", f"unknown metric {monitor!r}{did_you_mean(monitor, metrics)}; expected one of {', '.join(metrics)}")

@@ -51,6 +51,9 @@ class Objective(StrictModel):
     metric: str = "val_loss"
     # Inferred from the metric when absent (losses are minimised, accuracies maximised).
     mode: Mode | None = None
+    # Good enough: once a trial's objective reaches this value the trial ends (with its test
+    # evaluation), no further trials start and running ones are interrupted.
+    goal: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class EarlyStopping(StrictModel):

@@ -18,7 +18,7 @@ import torch
 from tunelab_models import build_model, model_signature
 
 from tunelab.datasets import Splits
-from tunelab.metrics import TRIAL_END, Mode, worst_value
+from tunelab.metrics import TRIAL_END, Mode, goal_reached, worst_value
 from tunelab.training.optimizers import build_optimizer
 from tunelab.training.plan import TrialPlan
 from tunelab.training.schedules import SCHEDULES
@@ -158,7 +158,9 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
             if objective.update(metrics[rules.objective], epoch):
                 best_weights = copy_weights(model)
             patience.update(metrics[rules.monitor], epoch)
-            if rules.patience is not None and patience.epochs_without_improvement >= rules.patience:
+            if goal_reached(objective.best_value, rules.goal, rules.objective_mode):
+                end = "reached_goal"
+            elif rules.patience is not None and patience.epochs_without_improvement >= rules.patience:
                 end = "early_stopped_patience"
             elif epoch == rules.max_epochs:
                 end = "completed"

@@ -24,6 +24,7 @@ class TrainingRules:
     monitor_mode: Mode
     seed: int  # model initialisation and shuffling: the same for every trial
     checkpoint_interval_s: float = 0.0  # 0: a checkpoint every epoch
+    goal: float | None = None  # an objective this good ends the trial (and the study)
 
 
 @dataclass(frozen=True)
