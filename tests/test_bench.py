@@ -131,6 +131,40 @@ def test_search_verdict_gives_the_time_ratio_with_its_bootstrap_interval(monkeyp
     assert line.startswith("  tpe+asha vs random: 0.50× the time to target")
     assert f"(95 % bootstrap interval {low:.2f}–{high:.2f}×)" in line
     assert "test acc +0.0100 ± 0.0000 (paired by seed, standard error of 5)" in line
+    # Studies cut short at the target: their test accuracies are not the searches' results.
+    (line,) = verdict(runs, {"random": 20.0, "tpe+asha": 10.0}, with_test=False)
+    assert "bootstrap interval" in line and "test acc" not in line
+
+
+def test_search_to_target_ends_each_study_at_its_first_trial_above_the_target(tmp_path: Path) -> None:
+    from tunelab.store import StudyPaths, read_trials
+
+    # A target the tiny smoke trials reach (the best of four reaches about 0.37).
+    output = run_bench("search.py", tmp_path, "--datasets", "digits", "--methods", "random,tpe+asha,optuna", "--to-target",
+                       "--target", "0.2")
+    assert "each study ended when a trial reached the target (objective.goal)" in output
+    rows = {fields[1]: fields for fields in (line.split() for line in output.splitlines())
+            if fields[:1] == ["digits"] and len(fields) == 9}
+    assert set(rows) == {"random", "tpe+asha", "optuna"}
+    assert "test acc" not in output.split("median over seeds:", 1)[1].split("vs random:", 1)[-1]
+    for method in ("random", "tpe+asha"):  # tunelab's studies are kept; Optuna's lives in memory
+        trials = read_trials(StudyPaths.of(tmp_path / "tunelab-results", f"digits-{method.replace('+', '-')}-0"))
+        assert rows[method][3] != "never", rows[method]
+        winner = trials[trials["status"] == "reached_goal"].iloc[0]
+        assert winner["objective"] >= 0.2
+        assert (trials["started_at"] <= winner["finished_at"]).all(), "no trial starts after the goal"
+
+
+def test_search_seeds_are_a_list_or_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from search import parse_seeds
+
+    assert parse_seeds("0-4,9") == [0, 1, 2, 3, 4, 9] and parse_seeds("3") == [3]
+    for bad in ("4-2", "a", "1-"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected seeds such as 0,1,2 or 0-29"):
+            parse_seeds(bad)
 
 
 def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
