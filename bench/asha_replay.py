@@ -15,6 +15,7 @@ scheduler: where TPE + ASHA loses accuracy that random search + ASHA keeps, the 
     python bench/search.py --datasets mnist1d --methods random --keep runs
     python bench/asha_replay.py runs
     python bench/asha_replay.py runs --settings auto:2,3:3,10:2
+    python bench/asha_replay.py runs --seconds   # rungs in training seconds as well
 """
 
 from __future__ import annotations
@@ -96,9 +97,26 @@ def asha_scheduler(max_epochs: int, options: dict[str, Any]) -> Any:
     return scheduler
 
 
+def seconds_scheduler(run: Curves, options: dict[str, Any]) -> Any:
+    """Ray's ASHAScheduler with its rungs in training seconds instead of epochs: the grace
+    period is as many of the run's median epochs as tunelab's grace period has epochs, each
+    rung `reduction_factor` times the last, and no cap on a trial's seconds (max_epochs still
+    ends it)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tunelab.search.schedulers import ASHA
+
+    grace = ASHA.grace_period(run.max_epochs, options) * float(np.median(np.concatenate(run.seconds)))
+    scheduler = ASHAScheduler(time_attr="training_seconds", grace_period=grace,
+                              max_t=grace * options["reduction_factor"] ** 30, reduction_factor=options["reduction_factor"])
+    scheduler.set_search_properties("val_acc", "max")
+    return scheduler
+
+
 def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Replay:
     """Two (or `slots`) trials at a time in the searcher's order, each epoch lasting what it
-    took; every epoch goes to the scheduler at the moment it ends, as in a real run."""
+    took; every epoch goes to the scheduler at the moment it ends, as in a real run, with the
+    trial's epochs and training seconds so far."""
     from ray.tune.schedulers import TrialScheduler
 
     trained = [0] * len(run.val_acc)
@@ -120,8 +138,9 @@ def replay(run: Curves, scheduler: Any | None, slots: int, target: float) -> Rep
             to_target = min(to_target, at)
         decision = TrialScheduler.CONTINUE
         if scheduler is not None:
+            seconds = float(run.seconds[trial][:epoch].sum())
             decision = scheduler.on_trial_result(None, SimpleNamespace(trial_id=str(trial)),
-                                                 {"epoch": epoch, "val_acc": accuracy})
+                                                 {"epoch": epoch, "training_seconds": seconds, "val_acc": accuracy})
         if decision == TrialScheduler.STOP or epoch == len(run.val_acc[trial]):  # shorter: it diverged
             trained[trial] = epoch
             if pending:
@@ -143,10 +162,14 @@ def test_acc(run: Curves, trial: int | None) -> float:
     return run.test_acc[trial] if trial is not None else math.nan
 
 
-def report(runs: list[Curves], settings: list[dict[str, Any]], slots: int, targets: dict[str, float]) -> str:
+def report(runs: list[Curves], settings: list[dict[str, Any]], slots: int, targets: dict[str, float],
+           seconds: bool = False) -> str:
     from tunelab.search.schedulers import ASHA
 
-    lines = [f"ASHA replayed over random search's complete curves, {slots} trials at a time", ""]
+    lines = [f"ASHA replayed over random search's complete curves, {slots} trials at a time"]
+    if seconds:
+        lines.append("rungs 'seconds': the same rungs in training seconds, one epoch counted as the run's median epoch")
+    lines.append("")
     for dataset in dict.fromkeys(run.dataset for run in runs):
         mine = sorted((run for run in runs if run.dataset == dataset), key=lambda run: run.seed)
         target = targets[dataset]
@@ -155,16 +178,11 @@ def report(runs: list[Curves], settings: list[dict[str, Any]], slots: int, targe
                   f"target validation accuracy {target}",
                   f"{'grace':>5} {'rf':>4} {'rungs':<12} {'epochs':>6} {'kept best':>9} {'test acc Δ':>10} "
                   f"{'to target vs none (per seed)':<40}"]
-        for options in settings:
-            label = f"{options['grace_period']:>5} {options['reduction_factor']:>4g}"
-            problems = ASHA().problems(mine[0].max_epochs, options)  # what `tunelab run` would refuse
-            if problems:
-                lines.append(f"{label} skipped: " + "; ".join(f"{name}: {problem}" for name, problem in problems.items()))
-                continue
-            rungs = ASHA().rung_epochs(mine[0].max_epochs, options)
+
+        def row(label: str, rungs: str, scheduler_of: Any) -> str:
             shares, kept, gaps, ratios = [], 0, [], []
             for run in mine:
-                result = replay(run, asha_scheduler(run.max_epochs, options), slots, target)
+                result = replay(run, scheduler_of(run), slots, target)
                 full = baseline[run.seed]
                 shares.append(sum(result.epochs) / sum(full.epochs))
                 best = chosen(run, full.epochs)
@@ -175,9 +193,19 @@ def report(runs: list[Curves], settings: list[dict[str, Any]], slots: int, targe
             to_target = (f"median {statistics.median(reached):.2f} ("
                          + " ".join("—" if math.isnan(ratio) else f"{ratio:.2f}" for ratio in ratios) + ")"
                          if reached else "— (without early stopping the target was never reached)")
-            lines.append(f"{label} {','.join(map(str, rungs)) or 'none':<12} "
-                         f"{statistics.mean(shares):>6.2f} {kept:>5} of {len(mine)} {statistics.mean(gaps):>+10.4f} "
-                         f"{to_target}")
+            return (f"{label} {rungs:<12} {statistics.mean(shares):>6.2f} {kept:>5} of {len(mine)} "
+                    f"{statistics.mean(gaps):>+10.4f} {to_target}")
+
+        for options in settings:
+            label = f"{options['grace_period']:>5} {options['reduction_factor']:>4g}"
+            problems = ASHA().problems(mine[0].max_epochs, options)  # what `tunelab run` would refuse
+            if problems:
+                lines.append(f"{label} skipped: " + "; ".join(f"{name}: {problem}" for name, problem in problems.items()))
+                continue
+            rungs = ",".join(map(str, ASHA().rung_epochs(mine[0].max_epochs, options))) or "none"
+            lines.append(row(label, rungs, lambda run: asha_scheduler(run.max_epochs, options)))
+            if seconds:
+                lines.append(row(label, "seconds", lambda run: seconds_scheduler(run, options)))
         lines.append("")
     return "\n".join(lines)
 
@@ -206,12 +234,15 @@ def main() -> None:
     parser.add_argument("--settings", type=parse_settings, default=parse_settings("auto:2,3:3,5:3,10:2"),
                         help="comma-separated GRACE:FACTOR (grace period 'auto' is tunelab's default)")
     parser.add_argument("--slots", type=int, default=2, help="trials at once")
+    parser.add_argument("--seconds", action="store_true",
+                        help="also replay each setting with its rungs in training seconds instead of epochs")
     parser.add_argument("--smoke", action="store_true", help="the folder came from search.py --smoke (its targets)")
     args = parser.parse_args()
     runs = load_runs(args.folder)
     if not runs:
         parser.error(f"{args.folder}: no random-search runs (run bench/search.py --methods random --keep {args.folder})")
-    print(report(runs, args.settings, args.slots, {name: work.target for name, work in (SMOKE if args.smoke else WORKLOADS).items()}))
+    targets = {name: work.target for name, work in (SMOKE if args.smoke else WORKLOADS).items()}
+    print(report(runs, args.settings, args.slots, targets, args.seconds))
 
 
 if __name__ == "__main__":

@@ -95,14 +95,15 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     # The kept random-search curves replay under ASHA with the default settings: one row per
     # setting and data set; settings whose grace period is not below the 4 smoke epochs are
     # named as skipped, with the reason `tunelab run` would give.
-    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke"],
+    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke", "--seconds"],
                               capture_output=True, text=True, timeout=300,
                               env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")})
     print(replayed.stdout + replayed.stderr)
     assert replayed.returncode == 0 and "Traceback" not in replayed.stderr
     lines = [line.split() for line in replayed.stdout.splitlines()]
     settings = [fields for fields in lines if fields[:2] in (["auto", "2"], ["3", "3"])]
-    assert len(settings) == 4, "two usable settings on each of two data sets"
+    assert len(settings) == 8, "two usable settings on each of two data sets, rungs in epochs and in seconds"
+    assert [fields[2] == "seconds" for fields in settings] == [False, True] * 4
     for fields in settings:
         share, kept = float(fields[3]), int(fields[4])
         assert 0 < share <= 1 and kept in (0, 1) and fields[5:7] == ["of", "1"]
@@ -189,6 +190,27 @@ def test_asha_replay_feeds_rays_scheduler_each_epoch_as_it_ends(monkeypatch: pyt
     # Two slots: the first two trials run side by side and the second is still judged against
     # the first's value, which ended the same second (the earlier trial's result goes first).
     assert replay(run, asha_scheduler(4, asha_options("1", 2.0)), 2, 0.82).epochs[:2] == [4, 1]
+
+
+def test_asha_replay_in_seconds_judges_slow_trials_after_fewer_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import numpy as np
+    from asha_replay import Curves, asha_options, asha_scheduler, replay, seconds_scheduler
+
+    # Two fast trials (1 s epochs), then a slow one (3 s epochs) that is best from its second
+    # epoch; one slot. The median epoch lasts 1 s: a grace period of 2 epochs becomes 2 s.
+    run = Curves(
+        dataset="toy", seed=0, max_epochs=4,
+        val_acc=[np.array([0.5, 0.6, 0.7, 0.8]), np.array([0.45, 0.55, 0.65, 0.7]), np.array([0.4, 0.9, 0.92, 0.95])],
+        seconds=[np.ones(4), np.ones(4), np.full(4, 3.0)], test_acc=[0.8, 0.7, 0.9],
+    )
+    options = asha_options("2", 2.0)
+    # In epochs the only rung is epoch 2: the second trial (0.55 against 0.6) stops there, the
+    # slow one (0.9) goes on to its end.
+    assert replay(run, asha_scheduler(4, options), 1, 0.99).epochs == [4, 2, 4]
+    # In seconds (rungs at 2, 4, 8 s) the slow trial's first epoch already ends past 2 s: it is
+    # judged on 0.4 against 0.6 and 0.55 and stopped after one epoch.
+    assert replay(run, seconds_scheduler(run, options), 1, 0.99).epochs == [4, 2, 1]
 
 
 def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:
