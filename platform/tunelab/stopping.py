@@ -19,12 +19,12 @@ class GoalStopper(Stopper):
     """
 
     def __init__(self) -> None:
-        self.reached_by: str | None = None
+        self.reached = False
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if result.get(TRIAL_END) == "reached_goal" and self.reached_by is None:
-            self.reached_by = trial_id
-        return result.get(TRIAL_END) == "reached_goal"
+        ended_at_goal = result.get(TRIAL_END) == "reached_goal"
+        self.reached = self.reached or ended_at_goal
+        return ended_at_goal
 
     def stop_all(self) -> bool:
-        return self.reached_by is not None
+        return self.reached
