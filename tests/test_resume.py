@@ -71,6 +71,16 @@ def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(t
         assert driver.poll() is None, f"the study ended before it could be killed:\n{driver.stdout.read() if driver.stdout else ''}"
         assert time.monotonic() < deadline, "no moment with a finished and a well-started trial"
         time.sleep(0.5)
+    # A resume while the driver still runs would write the same tables: refused, and the
+    # running study goes on untouched.
+    early = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "crash", "--storage", "store"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert early.returncode == 2, early.stdout[-3000:] + early.stderr[-3000:]
+    assert early.stderr.strip() == (
+        f"tunelab: error: study 'crash' in {paths.root.parent} is running now (driver pid {driver.pid} on "
+        f"{os.uname().nodename}); wait for that driver to end or stop it, then `tunelab resume` continues the study"
+    )
+    assert driver.poll() is None and read_study(paths)["status"] == "running"
     kill_session(driver.pid)
     driver.wait(timeout=30)
     before = read_trials(paths).set_index("trial_id")

@@ -391,3 +391,38 @@ def test_the_results_callback_reopens_a_table_with_a_trial_that_has_no_epoch_yet
     assert callback.trial_number("a") == 1 and callback.trial_number("b") == 2
     assert callback.trial_number("c") == 3, "new trials number on after the stored ones"
     assert callback._highest_epoch == {"a": 5, "b": 0}
+
+
+def test_one_driver_per_study_and_a_killed_driver_leaves_no_lock(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tunelab.errors import BadInputError
+    from tunelab.store.driver_lock import driver_lock
+
+    folder = tmp_path / "store" / "study"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom tunelab.store.driver_lock import driver_lock\n"
+         f"with driver_lock(Path({str(folder)!r}), 'study'):\n    print('held', flush=True)\n    time.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(BadInputError) as refused:
+            with driver_lock(folder, "study"):
+                pytest.fail("a second driver got the lock")
+        assert str(refused.value) == (
+            f"study 'study' in {folder.parent} is running now (driver pid {holder.pid} on {os.uname().nodename}); "
+            "wait for that driver to end or stop it, then `tunelab resume` continues the study"
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    # The lock went with the killed process: no stale lock to break by hand.
+    with driver_lock(folder, "study"):
+        with pytest.raises(BadInputError, match=f"driver pid {os.getpid()} "):
+            with driver_lock(folder, "study"):
+                pytest.fail("the same study locked twice in one process")
+    with driver_lock(folder, "study"):
+        pass

@@ -19,6 +19,7 @@ from tunelab.search.searchers import SEARCHERS
 from tunelab.local_ray import concurrent_trial_slots, start_ray
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
+from tunelab.store.driver_lock import driver_lock
 from tunelab.stopping import GoalStopper
 from tunelab.store_callback import now
 from tunelab.training import trial_state
@@ -42,16 +43,20 @@ def check_storage(storage: Path, study_name: str) -> StudyPaths:
         )
     paths = StudyPaths.of(storage, study_name)
     if paths.root.exists():
-        raise BadInputError(
-            f"study {study_name!r} already exists in {paths.root.parent}; continue it with "
-            f"`tunelab resume {study_name}`, or choose another name with --name"
-        )
+        raise study_exists(paths)
     existing = paths.root.parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise BadInputError(f"storage {storage}: {existing} is not a writable folder")
     return paths
+
+
+def study_exists(paths: StudyPaths) -> BadInputError:
+    return BadInputError(
+        f"study {paths.name!r} already exists in {paths.root.parent}; continue it with "
+        f"`tunelab resume {paths.name}`, or choose another name with --name"
+    )
 
 
 def check_storage_is_shared(storage: Path) -> None:
@@ -122,7 +127,15 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     start_ray()
     ray_start_seconds = time.monotonic() - ray_started
     check_storage_is_shared(paths.root.parent)
+    with driver_lock(paths.root, spec.name):
+        if paths.exists():  # another run of this name started since check_storage
+            raise study_exists(paths)
+        tuner = new_study_tuner(spec, data, paths, echo)
+        return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
+
+def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
+    """Write the study's row, then build its tuner: searcher, scheduler, callbacks."""
     from ray import tune
 
     from tunelab.progress import ProgressCallback
@@ -168,7 +181,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
         mode=mode,
         sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options, trial_budgets(spec)),
     )
-    tuner = tune.Tuner(
+    return tune.Tuner(
         study_trainable(spec, data, paths),
         tune_config=tune.TuneConfig(
             metric=metric,
@@ -190,7 +203,6 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             verbose=0,
         ),
     )
-    return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
 
 def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) -> StudyOutcome:
@@ -200,7 +212,13 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
     paths = StudyPaths.of(storage, name)
     if not paths.exists():
         raise BadInputError(f"no study {name!r} in {storage}")
+    with driver_lock(paths.root, name):
+        return continue_study(paths, started, echo)
+
+
+def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None]) -> StudyOutcome:
     study = read_study(paths)
+    name = paths.name
     if study["status"] == "completed":
         raise BadInputError(f"study {name!r} already completed; nothing to resume")
     from ray import tune

@@ -9,9 +9,9 @@ DEFAULT_STORAGE = "tunelab-results"  # a folder in the working directory
 STUDY_TABLE = "study.parquet"
 PARAM_PREFIX = "param_"  # trials-table columns of searched parameters: param_learning_rate, ...
 TRIALS_TABLE = "trials.parquet"
-EPOCHS_FOLDER = "epochs"
+EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
 BIASVAR_TABLE = "biasvar.parquet"  # written by `tunelab biasvar`
-LEARNING_CURVES_TABLE = "learning_curves.parquet"  # likewise  # append-only part files: the writer never rewrites epoch rows
+LEARNING_CURVES_TABLE = "learning_curves.parquet"  # likewise
 
 
 @dataclass(frozen=True)
