@@ -90,6 +90,10 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
             section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
             for method in ("tpe+asha", "bohb+asha", "random+asha"):
                 assert f"  {method} vs random: " in section and "× the time to target" in section
+        # Whole studies also give their time to the data set's other targets, every method's.
+        section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
+        (sweep,) = [line for line in section.splitlines() if line.startswith(("  0.3: ", "  0.15: "))]
+        assert [cell.split()[0] for cell in sweep.split(": ", 1)[1].split(" · ")] == list(methods)
 
 
     # The kept random-search curves replay under ASHA with the default settings: one row per
@@ -135,6 +139,27 @@ def test_search_verdict_gives_the_time_ratio_with_its_bootstrap_interval(monkeyp
     # Studies cut short at the target: their test accuracies are not the searches' results.
     (line,) = verdict(runs, {"random": 20.0, "tpe+asha": 10.0}, with_test=False)
     assert "bootstrap interval" in line and "test acc" not in line
+
+
+def test_search_sweep_times_other_targets_from_the_same_studies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from search import Run, target_sweep
+
+    def run(method: str, seed: int, curve: list[tuple[float, float]]) -> Run:
+        return Run("mnist1d", method, seed, 60.0, math.nan, 0.6, 0.6, len(curve), 48, 0, tuple(curve))
+
+    # Random search reaches 0.5 at 10, 12, 14 s and 0.6 at 40, 50 s and never; the method at
+    # 5, 6, 7 s and 20, 20, 25 s. Curves are not in time order, as the epoch rows of two slots.
+    runs = [run("random", 0, [(40.0, 0.6), (10.0, 0.5)]), run("random", 1, [(50.0, 0.61), (12.0, 0.55)]),
+            run("random", 2, [(14.0, 0.5), (30.0, 0.45)]),
+            run("tpe+asha", 0, [(20.0, 0.6), (5.0, 0.5)]), run("tpe+asha", 1, [(6.0, 0.52), (20.0, 0.7)]),
+            run("tpe+asha", 2, [(25.0, 0.6), (7.0, 0.58)])]
+    assert runs[0].time_to(0.5) == 10.0 and math.isinf(runs[2].time_to(0.6))
+    header, low_target, high_target = target_sweep(runs, (0.6, 0.5))
+    assert header.startswith("time to other targets")
+    assert low_target.startswith("  0.5: random 12.0 · tpe+asha 6.0 0.50× (")
+    assert high_target.startswith("  0.6: random 50.0 (1 never) · tpe+asha 20.0 0.40× (")
+    assert target_sweep(runs, ()) == []
 
 
 def test_search_to_target_ends_each_study_at_its_first_trial_above_the_target(tmp_path: Path) -> None:
