@@ -282,6 +282,15 @@ def seconds(value: float) -> str:
     return "never" if math.isinf(value) else f"{value:.1f}"
 
 
+def ratio(value: float, times_sign: bool = True) -> str:
+    """A time ratio; a method that never reached the target where random search did: never."""
+    return "never" if math.isinf(value) else f"{value:.2f}" + ("×" if times_sign else "")
+
+
+def interval(low: float, high: float) -> str:
+    return f"{ratio(low, times_sign=False)}–{ratio(high)}"
+
+
 def report(runs: list[Run], workloads: dict[str, Workload], slots: int, to_target: bool = False) -> str:
     lines = [f"{slots} trials at once; patience off; ASHA / successive halving with tunelab's defaults"]
     if to_target:
@@ -339,7 +348,7 @@ def target_sweep(runs: list[Run], targets: tuple[float, ...]) -> list[str]:
             baseline = statistics.median(theirs for _, theirs in pairs) if pairs else math.inf
             if method in EARLY_STOPPING_METHODS and len(pairs) >= 3 and math.isfinite(baseline):
                 low, high = time_ratio_interval(pairs)
-                cell += f" {median / baseline:.2f}× ({low:.2f}–{high:.2f}×)"
+                cell += f" {ratio(median / baseline)} ({interval(low, high)})"
             cells.append(cell)
         lines.append(f"  {target:.3g}: " + " · ".join(cells))
     return lines
@@ -361,7 +370,7 @@ def verdict(runs: list[Run], medians: dict[str, float], with_test: bool = True) 
         line = f"  {method} vs random: {medians[method] / medians['random']:.2f}× the time to target"
         if len(pairs) >= 3:
             low, high = time_ratio_interval([(mine.to_target, theirs.to_target) for mine, theirs in pairs])
-            line += f" (95 % bootstrap interval {low:.2f}–{high:.2f}×)"
+            line += f" (95 % bootstrap interval {interval(low, high)})"
         gaps = [mine.chosen_test - theirs.chosen_test for mine, theirs in pairs]
         if with_test and len(gaps) >= 2:
             gap, error = statistics.mean(gaps), statistics.stdev(gaps) / math.sqrt(len(gaps))

@@ -143,6 +143,8 @@ def test_search_verdict_gives_the_time_ratio_with_its_bootstrap_interval(monkeyp
 
 def test_search_sweep_times_other_targets_from_the_same_studies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from dataclasses import replace
+
     from search import Run, target_sweep
 
     def run(method: str, seed: int, curve: list[tuple[float, float]]) -> Run:
@@ -160,6 +162,9 @@ def test_search_sweep_times_other_targets_from_the_same_studies(monkeypatch: pyt
     assert low_target.startswith("  0.5: random 12.0 · tpe+asha 6.0 0.50× (")
     assert high_target.startswith("  0.6: random 50.0 (1 never) · tpe+asha 20.0 0.40× (")
     assert target_sweep(runs, ()) == []
+    # Where the method never gets there in most seeds, its ratio says so rather than "inf×".
+    (_, unreached) = target_sweep([*runs[:3], *(replace(run, curve=()) for run in runs[3:])], (0.5,))
+    assert unreached.startswith("  0.5: random 12.0 · tpe+asha never (3 never) never (never–never)")
 
 
 def test_search_to_target_ends_each_study_at_its_first_trial_above_the_target(tmp_path: Path) -> None:
