@@ -244,7 +244,12 @@ class Run:
     curve: tuple[tuple[float, float], ...] = ()
 
     def time_to(self, target: float) -> float:
-        return min((at for at, acc in self.curve if acc >= target), default=math.inf)
+        return first_reached(self.curve, target)
+
+
+def first_reached(curve: tuple[tuple[float, float], ...], target: float) -> float:
+    """Seconds until the first epoch at or above the target; inf if none."""
+    return min((at for at, acc in curve if acc >= target), default=math.inf)
 
 
 def measure(dataset: str, work: Workload, method: str, seed: int, slots: int, startup: int | None,
@@ -268,7 +273,7 @@ def measure(dataset: str, work: Workload, method: str, seed: int, slots: int, st
         method=method,
         seed=seed,
         wall=wall,
-        to_target=min((at for at, acc in curve if acc >= work.target), default=math.inf),
+        to_target=first_reached(curve, work.target),
         best_val=record["best_val"],
         chosen_test=record["chosen_test"],
         epochs_trained=len(record["epochs"]),
@@ -335,16 +340,17 @@ def target_sweep(runs: list[Run], targets: tuple[float, ...]) -> list[str]:
     methods = list(dict.fromkeys(run.method for run in runs))
     lines = ["time to other targets (median s over seeds, never = not reached in more than half; "
              "vs random with its 95 % bootstrap interval):"]
-    random_runs = {run.seed: run for run in runs if run.method == "random"}
+    random_seeds = [run.seed for run in runs if run.method == "random"]
     for target in sorted(targets):
+        times = {(run.method, run.seed): run.time_to(target) for run in runs}
         cells = []
         for method in methods:
-            of_method = [run for run in runs if run.method == method]
-            median = statistics.median(run.time_to(target) for run in of_method)
-            missed = sum(math.isinf(run.time_to(target)) for run in of_method)
+            of_method = [times[method, run.seed] for run in runs if run.method == method]
+            median = statistics.median(of_method)
+            missed = sum(math.isinf(time) for time in of_method)
             cell = f"{method} {seconds(median)}" + (f" ({missed} never)" if missed else "")
-            pairs = [(run.time_to(target), random_runs[run.seed].time_to(target))
-                     for run in of_method if run.seed in random_runs]
+            pairs = [(times[method, seed], times["random", seed]) for seed in random_seeds
+                     if (method, seed) in times]
             baseline = statistics.median(theirs for _, theirs in pairs) if pairs else math.inf
             if method in EARLY_STOPPING_METHODS and len(pairs) >= 3 and math.isfinite(baseline):
                 low, high = time_ratio_interval(pairs)
