@@ -17,8 +17,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from tunelab.search.optuna_search import DefineByRun, StudySearch
 from tunelab.search.schedulers import ASHA, SCHEDULERS, MedianStopping, NoScheduler
 from tunelab.search.searchers import SEARCHERS, GridSearcher
-from tunelab.spec.checks import evaluation_order
-from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution
+from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution, evaluation_order
 from tunelab_models import resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -181,7 +180,7 @@ def grid_space() -> Space:
     }
 
 
-def test_grid_planned_trials_is_the_product_of_grid_sizes() -> None:
+def test_grid_planned_trials_without_conditions_is_the_product_of_grid_sizes() -> None:
     searcher = GridSearcher()
     # 3 choices x 3 integers x 4 resolution points x 4 steps (0, 0.3, 0.6, 0.9).
     assert searcher.planned_trials(grid_space(), {"resolution": 4}) == 3 * 3 * 4 * 4
@@ -201,6 +200,39 @@ def test_grid_visits_every_combination_exactly_once() -> None:
     assert set(visited) == set(itertools.product(*(grid[name] for name in space)))
     assert grid["learning_rate"][0] == pytest.approx(1e-4) and grid["learning_rate"][-1] == pytest.approx(1e-1)
     assert [round(value, 12) for value in grid["momentum"]] == [0.0, 0.3, 0.6, 0.9]
+
+
+def test_a_space_without_conditions_keeps_optunas_grid_order_for_a_seed() -> None:
+    """Studies that ran before conditional grids existed get the same trials in the same order."""
+    space = grid_space()
+    grid = GridSearcher().grid(space, default_options("grid", resolution=3))
+    ours = run_study(space, build_sampler("grid", space, seed=7, resolution=3), trials=20, objective=lambda p: 0.0)
+    optunas = run_study(space, optuna.samplers.GridSampler(grid, seed=7), trials=20, objective=lambda p: 0.0)
+    assert [trial.params for trial in ours.trials] == [trial.params for trial in optunas.trials]
+
+
+def test_a_grid_crosses_a_conditional_parameter_only_with_the_values_it_exists_under() -> None:
+    space = conditional_chain()
+    options = default_options("grid", resolution=4)
+    grid = GridSearcher().grid(space, options)
+    expected = {("adam", beta) for beta in grid["beta"]} | {("rmsprop", beta) for beta in grid["beta"]}
+    expected |= {("sgd", True)} | {("sgd", False, dampening) for dampening in grid["dampening"]}
+    planned = GridSearcher().planned_trials(space, options)
+    assert planned == len(expected) == 1 + 3 * 4  # Optuna's product would be 3 x 2 x 4 x 4 = 96
+
+    # More trials allowed than the grid has: the sampler stops the study once every point ran.
+    study = run_study(space, build_sampler("grid", space, seed=0, resolution=4), trials=planned + 10, objective=lambda p: 0.0)
+    visited = [tuple(trial.params[name] for name in ("optimizer", "nesterov", "dampening", "beta") if name in trial.params)
+               for trial in study.trials]
+    assert len(visited) == planned
+    assert set(visited) == expected
+
+
+def test_a_grid_too_large_to_list_is_counted_without_listing_it() -> None:
+    space: Space = {name: Uniform(type="uniform", low=0.0, high=1.0) for name in ("a", "b", "c", "d")}
+    space["kind"] = Choice(type="choice", values=["x", "y"])
+    space["e"] = Uniform(type="uniform", low=0.0, high=1.0, when={"kind": "x"})
+    assert GridSearcher().planned_trials(space, {"resolution": 1000}) == 1000**4 * (1000 + 1)
 
 
 def test_grid_points_of_a_stepped_range_stay_within_its_bounds() -> None:

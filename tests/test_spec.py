@@ -73,6 +73,7 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("accuracy on regression data", small_study(dataset={"name": "regression"}, objective={"metric": "val_acc"}), "objective.metric", "for regression"),
     ("loss maximised", small_study(objective={"metric": "val_loss", "mode": "max"}), "objective.mode", "expected 'min'"),
     ("grid smaller than budget", replaced(searcher={"name": "grid", "resolution": 2}, search_space={"depth": {"type": "int", "low": 1, "high": 2}}), "budget.num_samples", "expected at most 2, got 8"),
+    ("grid too large to list", replaced(searcher={"name": "grid", "resolution": 1000}, search_space={name: {"type": "uniform", "low": 0.0, "high": 0.5} for name in ("dropout", "weight_decay", "l1")}), "search_space", "has 1,000,000,000 configurations; expected at most 1,000,000"),
     ("negative patience", small_study(train={"early_stopping": {"patience": 0}}), "train.early_stopping.patience", "greater than or equal to 1"),
     ("accuracy goal above 1", small_study(objective={"metric": "val_acc", "goal": 96}), "objective.goal", "expected a goal in that range, got 96"),
     ("negative loss goal", small_study(objective={"metric": "val_loss", "goal": -0.1}), "objective.goal", "expected a goal of at least 0, got -0.1"),
@@ -142,6 +143,19 @@ def test_grid_searcher_defaults_to_its_grid_size(write_spec: Callable[..., Path]
     )
     del study["budget"]
     assert load_spec(write_spec(study)).budget.num_samples == 6
+
+
+def test_a_grid_counts_a_conditional_parameter_only_where_it_exists(write_spec: Callable[..., Path]) -> None:
+    study = replaced(
+        searcher={"name": "grid", "resolution": 4},
+        search_space={
+            "optimizer": {"type": "choice", "values": ["sgd", "adam", "rmsprop"]},
+            "momentum": {"type": "uniform", "low": 0.0, "high": 0.9, "when": {"optimizer": ["sgd", "rmsprop"]}},
+        },
+    )
+    del study["budget"]
+    # sgd and rmsprop with 4 momentum values each, adam once: not 3 x 4.
+    assert load_spec(write_spec(study)).budget.num_samples == 4 + 1 + 4
 
 
 def test_shorthand_names_and_condition_lists(write_spec: Callable[..., Path]) -> None:

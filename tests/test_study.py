@@ -148,6 +148,33 @@ def test_exploding_learning_rate_is_diverged_and_the_study_completes(ray_runtime
     assert not epochs[classification_columns].isna().any().any(), "no NaN reaches the store"
 
 
+def test_a_grid_study_runs_each_configuration_once_with_conditional_parameters(ray_runtime: None, tmp_path: Path) -> None:
+    document = small_study(
+        name="conditional-grid",
+        searcher={"name": "grid", "resolution": 3},
+        scheduler={"name": "none"},
+        train={"max_epochs": 1},
+        budget={"max_concurrent": 2},
+    )
+    document["search_space"] = {
+        "optimizer": {"type": "choice", "values": ["sgd", "adam"]},
+        "momentum": {"type": "uniform", "low": 0.0, "high": 0.9, "when": {"optimizer": "sgd"}},
+    }
+    del document["budget"]["num_samples"], document["searcher"]["n_startup_trials"]
+    del document["scheduler"]["grace_period"], document["scheduler"]["reduction_factor"]
+    spec = parse_spec(yaml.safe_dump(document), "conditional-grid.yaml")
+    assert spec.budget.num_samples == 3 + 1
+    outcome = run_study(spec, tmp_path, echo=lambda line: None)
+
+    trials = read_trials(outcome.paths)
+    configurations = sorted(
+        (row.param_optimizer, None if pd.isna(row.param_momentum) else round(row.param_momentum, 6))
+        for row in trials.itertuples()
+    )
+    assert configurations == [("adam", None), ("sgd", 0.0), ("sgd", 0.45), ("sgd", 0.9)]
+    assert set(trials["status"]) == {"completed"}
+
+
 def test_bohb_study_models_rung_results_and_optuna_knows_where_each_trial_stopped(
     ray_runtime: None, tmp_path: Path
 ) -> None:

@@ -9,8 +9,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from tunelab.metrics import TRIAL_END, epoch_rows
-from tunelab.spec.checks import evaluation_order
-from tunelab.spec.distributions import _Distribution
+from tunelab.spec.distributions import _Distribution, evaluation_order
 
 
 class DefineByRun:
@@ -29,8 +28,7 @@ class DefineByRun:
         chosen: dict[str, Any] = {}
         for name in self.order:
             dist = self.space[name]
-            conditions = dist.condition_values()
-            if all(parent in chosen and chosen[parent] in allowed for parent, allowed in conditions.items()):
+            if dist.applies(chosen):
                 chosen[name] = dist.suggest(trial, name)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
@@ -13,7 +12,6 @@ from tunelab_models.params import Param
 
 if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be circular
     from tunelab.spec.distributions import _Distribution
-
 
 
 class Searcher:
@@ -97,6 +95,9 @@ class QMCSearcher(Searcher):
 
 
 class GridSearcher(Searcher):
+    """Every configuration once: a conditional parameter is crossed only with the values
+    of its parents under which it exists."""
+
     name = "grid"
     options = (Param("resolution", int, 5, "grid points per continuous parameter", low=2, high=1000),)
 
@@ -104,10 +105,14 @@ class GridSearcher(Searcher):
         return {name: dist.grid_values(options["resolution"]) for name, dist in space.items()}
 
     def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
-        return optuna.samplers.GridSampler(self.grid(space, options), seed=seed)
+        from tunelab.search.conditional_grid import ConditionalGridSampler  # imports the spec: see above
+
+        return ConditionalGridSampler(space, self.grid(space, options), seed=seed)
 
     def planned_trials(self, space, options):  # type: ignore[no-untyped-def]
-        return math.prod(len(values) for values in self.grid(space, options).values())
+        from tunelab.search.conditional_grid import count_configurations  # imports the spec: see above
+
+        return count_configurations(space, self.grid(space, options))
 
 
 SEARCHERS: dict[str, Searcher] = {

@@ -14,12 +14,14 @@ from tunelab.errors import BadInputError, SpecError
 from tunelab.metrics import OBJECTIVE_METRICS, goal_problem
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
-from tunelab.spec.distributions import Choice, _Distribution
+from tunelab.spec.distributions import Choice, _Distribution, evaluation_order
 from tunelab.spec.schema import Spec
 from tunelab.spec.strict import OptionsModel
 from tunelab.training.knobs import TRAINING_KNOBS
 
 DEFAULT_NUM_SAMPLES = 20
+# A grid beyond this is a typo in a resolution, not a study: it would not fit in memory.
+MAX_PLANNED_TRIALS = 1_000_000
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -80,6 +82,12 @@ def validate_spec(spec: Spec, source: str) -> Spec:
     _check_search_space(spec.search_space, tunable, fixed, {p.name for p in dataset.params}, fail)
 
     planned = searcher.planned_trials(spec.search_space, searcher_options)
+    if planned is not None and planned > MAX_PLANNED_TRIALS:
+        raise fail(
+            "search_space",
+            f"the {searcher.name} searcher has {planned:,} configurations; expected at most {MAX_PLANNED_TRIALS:,} "
+            "(fewer values, or a lower searcher.resolution)",
+        )
     num_samples = spec.budget.num_samples
     if planned is not None and num_samples is not None and num_samples > planned:
         raise fail("budget.num_samples", f"the {searcher.name} searcher has {planned} configurations; expected at most {planned}, got {num_samples}")
@@ -169,24 +177,3 @@ def _check_conditions(space: Mapping[str, _Distribution], fail: Callable[[str, s
         evaluation_order(space)
     except ValueError as exc:
         raise fail("search_space", str(exc)) from None
-
-
-def evaluation_order(space: Mapping[str, _Distribution]) -> list[str]:
-    """Parameters in file order, each after the parameters its condition refers to."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            raise ValueError(f"conditions form a cycle through {name!r}")
-        visiting.add(name)
-        for parent in space[name].condition_values():
-            visit(parent)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in space:
-        visit(name)
-    return order

@@ -6,7 +6,7 @@ grid, so the sampler code never switches on the distribution type.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -26,6 +26,10 @@ class _Distribution(StrictModel):
 
     def condition_values(self) -> dict[str, list[Scalar]]:
         return {name: value if isinstance(value, list) else [value] for name, value in (self.when or {}).items()}
+
+    def applies(self, chosen: Mapping[str, Any]) -> bool:
+        """Whether a trial whose earlier parameters took `chosen` has this parameter."""
+        return all(parent in chosen and chosen[parent] in allowed for parent, allowed in self.condition_values().items())
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
         raise NotImplementedError
@@ -122,3 +126,24 @@ class Choice(_Distribution):
 Distribution = Annotated[Union[LogUniform, Uniform, IntRange, Choice], Field(discriminator="type")]
 DISTRIBUTIONS_BY_TYPE: dict[str, type[_Distribution]] = {"loguniform": LogUniform, "uniform": Uniform, "int": IntRange, "choice": Choice}
 DISTRIBUTION_TYPES: tuple[str, ...] = tuple(DISTRIBUTIONS_BY_TYPE)
+
+
+def evaluation_order(space: Mapping[str, _Distribution]) -> list[str]:
+    """Parameters in file order, each after the parameters its condition refers to."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(f"conditions form a cycle through {name!r}")
+        visiting.add(name)
+        for parent in space[name].condition_values():
+            visit(parent)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in space:
+        visit(name)
+    return order
