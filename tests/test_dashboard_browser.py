@@ -200,6 +200,10 @@ def test_every_page_opens_in_a_browser_for_the_study_in_the_url(browser_page: ob
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.locator(".js-plotly-plot").count() >= least_charts
+    # The toolbar is a viewer's: no Streamlit developer tools such as "Deploy" to Streamlit's cloud.
+    assert page.locator('[data-testid="stToolbar"]').count() == 1
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
+    assert page.get_by_role("button", name="Deploy").count() == 0
     shot = screenshot(page, (url_path or "studies").replace("_", "-"))
     assert shot.stat().st_size > 20_000, "a screenshot of a rendered page, not a blank one"
 

@@ -297,6 +297,9 @@ def dashboard(
         sys.executable, "-m", "streamlit", "run", str(app_script),
         "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        # Streamlit's developer toolbar offers "Deploy" (to Streamlit's cloud) and cache
+        # controls: tools for the app's authors, not for someone browsing studies.
+        "--client.toolbarMode", "viewer",
     ]
     echo(f"dashboard for {storage.resolve()} at http://{host}:{port} (Ctrl-C stops it)")
     sys.stdout.flush()
