@@ -13,6 +13,8 @@ from conftest import run_cli, small_study
 from tunelab_models import resolve_params
 
 from tunelab.biasvar.engine import decompose, learning_curve_point, train_round
+from tunelab.biasvar.table import write_decompositions
+from tunelab.store.reader import read_table
 from tunelab.datasets import Splits, load_splits
 from tunelab.spec import parse_spec
 from tunelab.store import StudyPaths, read_trials
@@ -96,6 +98,27 @@ def stored_study(tmp_path_factory: pytest.TempPathFactory, ray_runtime: None) ->
     document = small_study(name="bv", budget={"num_samples": 4})
     run_study(parse_spec(yaml.safe_dump(document), "bv.yaml"), storage, echo=lambda line: None)
     return storage
+
+
+def add_decompositions(folder: str, writer: str, count: int) -> None:
+    paths = StudyPaths(Path(folder))
+    for index in range(count):
+        write_decompositions(paths, pd.DataFrame([{"trial_id": f"{writer}-{index}", "method": "bootstrap", "bias2": 0.1}]))
+
+
+def test_two_runs_adding_decompositions_at_once_keep_each_others_rows(tmp_path: Path) -> None:
+    """Two processes (two `tunelab biasvar` runs ending together) merge into one table."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=add_decompositions, args=(str(tmp_path), name, 40)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+        assert writer.exitcode == 0
+    table = read_table(tmp_path / "biasvar.parquet")
+    assert sorted(table["trial_id"]) == sorted(f"{name}-{index}" for name in ("a", "b") for index in range(40))
 
 
 def test_biasvar_command_stores_decompositions_and_learning_curves(stored_study: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tunelab.store import StudyPaths
-from tunelab.store.atomic import write_parquet_atomic
+from tunelab.store.atomic import one_updater, write_parquet_atomic
 from tunelab.store.layout import BIASVAR_TABLE, LEARNING_CURVES_TABLE
 from tunelab.store.reader import read_table
 
@@ -21,6 +21,7 @@ def write_learning_curves(paths: StudyPaths, rows: pd.DataFrame) -> None:
 
 def _merge(paths: StudyPaths, name: str, rows: pd.DataFrame, key: list[str]) -> None:
     path = paths.root / name
-    if path.exists():
-        rows = pd.concat([read_table(path), rows], ignore_index=True).drop_duplicates(subset=key, keep="last")
-    write_parquet_atomic(rows.reset_index(drop=True), path)
+    with one_updater(path):
+        if path.exists():
+            rows = pd.concat([read_table(path), rows], ignore_index=True).drop_duplicates(subset=key, keep="last")
+        write_parquet_atomic(rows.reset_index(drop=True), path)

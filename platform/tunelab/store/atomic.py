@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +29,20 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def one_updater(path: Path) -> Iterator[None]:
+    """Hold the block while others who update `path` wait: a read-merge-write of two processes
+    at once (two `tunelab biasvar` runs ending together) would otherwise keep one's rows only.
+    On a file system without locks the update runs unguarded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield  # the lock goes when the file closes
 
 
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
