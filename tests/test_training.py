@@ -126,6 +126,19 @@ def test_resuming_from_a_checkpoint_continues_exactly(digits: Splits, tmp_path: 
         assert got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; bench/gpu.py's machine does)")
+def test_resuming_on_a_gpu_continues_exactly_with_its_dropout_masks(digits: Splits, tmp_path: Path) -> None:
+    trial = plan(max_epochs=4, device="cuda", model_params={"depth": 2, "width": 32, "dropout": 0.5})
+    uninterrupted = run(trial, digits)
+    state = uninterrupted[1][1]
+    assert state is not None and "cuda_rng" in state
+    torch.save(state, tmp_path / "state.pt")
+    torch.cuda.manual_seed(12345)  # a resumed trial starts in a process whose GPU generator is elsewhere
+    resumed = run(trial, digits, resume=torch.load(tmp_path / "state.pt", weights_only=True))
+    for (expected, _), (got, _) in zip(uninterrupted[2:], resumed):
+        assert got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-5)
+
+
 def test_checkpoints_fall_due_by_training_time_and_always_at_the_end(
     digits: Splits, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -110,6 +110,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         patience.restore(resume["patience"])
         shuffle.set_state(resume["shuffle_rng"])
         torch.set_rng_state(resume["torch_rng"])  # dropout masks continue where they were
+        if device.type == "cuda" and "cuda_rng" in resume:  # on a GPU they come from its generator
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
         first_epoch = int(resume["epoch"]) + 1
         if resume.get("trial_end"):
             # The trial had ended when this state was saved (Ray's state snapshot can lag
@@ -187,6 +189,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 "patience": patience.state(),
                 "shuffle_rng": shuffle.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                 "trial_end": end,
                 "last_metrics": metrics,  # to report the end again if the trial is started again
             }
