@@ -308,6 +308,17 @@ def dashboard(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from tunelab.local_ray import ray_is_up, stop_ray_quietly
+
+    ray_was_up = ray_is_up()  # a program calling main with its own Ray keeps it
+    try:
+        run_command(argv)
+    finally:
+        if not ray_was_up:
+            stop_ray_quietly()
+
+
+def run_command(argv: list[str] | None) -> None:
     try:
         # Without standalone mode, an Exit's code is returned rather than raised.
         code = app(args=argv, standalone_mode=False, prog_name="tunelab")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from tunelab.spec import Spec
 
@@ -37,6 +38,32 @@ def start_ray() -> None:
         logging_level=logging.WARNING,
         configure_logging=True,
     )
+
+
+def ray_is_up() -> bool:
+    """Whether this process has connected to Ray (without importing Ray to find out)."""
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+def stop_ray_quietly() -> None:
+    """End this process's Ray at the end of a command, without its workers' last words.
+
+    Ray's shutdown stops worker processes with SIGTERM; one caught mid-teardown prints
+    "SystemExit: 1" with a traceback, which Ray forwards to this terminal after the command's
+    own output. Once the command is done no worker output is news, so the driver stops
+    printing it first (Ray's own switch for that, as `ray.shutdown` uses; a Ray without it
+    only prints the noise again)."""
+    if not ray_is_up():
+        return
+    import ray
+
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher
+
+        global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
+    except (ImportError, AttributeError):
+        pass
+    ray.shutdown()
 
 
 def quiet_ray_logs() -> None:
