@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tunelab.store.driver_lock import take_lock
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -38,10 +39,7 @@ def one_updater(path: Path) -> Iterator[None]:
     On a file system without locks the update runs unguarded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "a", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:
-            pass
+        take_lock(handle, wait=True)
         yield  # the lock goes when the file closes
 
 

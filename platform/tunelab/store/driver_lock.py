@@ -42,11 +42,12 @@ def driver_lock(folder: Path, study_name: str) -> Iterator[None]:
         yield  # the lock goes when the file closes
 
 
-def take_lock(handle: IO[str]) -> bool:
-    """False if another process holds the lock. A file system without locks (some FUSE
-    mounts) counts as taken: the study runs unguarded, as it did before the lock."""
+def take_lock(handle: IO[str], wait: bool = False) -> bool:
+    """False if another process holds the lock (with `wait`, once it lets go: always True).
+    A file system without locks (some FUSE mounts) counts as taken: the work runs unguarded,
+    as it did before the lock."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError:
