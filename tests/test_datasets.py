@@ -12,6 +12,7 @@ from tunelab.datasets import GeneratedData, Splits, dataset_names, get_dataset, 
 from tunelab.datasets.base import make_splits
 from tunelab.errors import BadInputError
 from tunelab_models.params import Param
+from user_data import small_file_params
 
 # Small versions of every built-in data set, so the whole file stays fast.
 SMALL_PARAMS: dict[str, dict[str, Any]] = {
@@ -22,6 +23,8 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "regression": {"n_samples": 300},
     "adding": {"n_samples": 300, "sequence_length": 12},
 }
+# A user's files (written by the test): their shape is known only once they are read.
+FILE_KINDS = ("arrays", "images", "table")
 EXPECTED_INPUT_SHAPES = {
     "digits": (1, 8, 8),
     "mnist1d": (1, 40),
@@ -29,6 +32,9 @@ EXPECTED_INPUT_SHAPES = {
     "classification": (8,),
     "regression": (1,),
     "adding": (2, 12),
+    "table": (5,),  # wingspan, weight, habitat one-hot over 3 values
+    "arrays": (2, 10),
+    "images": (1, 12, 10),
 }
 
 
@@ -39,10 +45,14 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+def small_params(name: str) -> dict[str, Any]:
+    return small_file_params()[name] if name in FILE_KINDS else SMALL_PARAMS[name]
+
+
 def load_small(
     name: str, seed: int = 0, validation_fraction: float = 0.2, test_fraction: float = 0.2
 ) -> Splits:
-    return load_splits(name, SMALL_PARAMS[name], validation_fraction, test_fraction, seed)
+    return load_splits(name, small_params(name), validation_fraction, test_fraction, seed)
 
 
 def all_x(splits: Splits) -> list[np.ndarray]:
@@ -50,19 +60,19 @@ def all_x(splits: Splits) -> list[np.ndarray]:
 
 
 def test_every_registered_data_set_has_small_test_parameters() -> None:
-    assert sorted(SMALL_PARAMS) == dataset_names()
+    assert sorted([*SMALL_PARAMS, *FILE_KINDS]) == dataset_names()
 
 
 def test_data_set_classes_declare_name_task_and_params_without_loading() -> None:
     for name in dataset_names():
         cls = get_dataset(name)
         assert cls.name == name
-        assert cls.task in ("classification", "regression")
+        assert cls.task in ("classification", "regression") or (name in FILE_KINDS and name != "images")
         assert isinstance(cls.params, tuple)
         assert all(isinstance(param, Param) for param in cls.params)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
+@pytest.mark.parametrize("name", sorted([*SMALL_PARAMS, *FILE_KINDS]))
 def test_data_set_loads_with_consistent_shapes_and_dtypes(name: str) -> None:
     splits = load_small(name)
     assert splits.name == name
@@ -93,7 +103,7 @@ def test_classification_num_outputs_follows_n_classes() -> None:
     assert set(np.unique(splits.train_y)) == set(range(5))
 
 
-@pytest.mark.parametrize("name", ["moons", "regression", "digits"])
+@pytest.mark.parametrize("name", ["moons", "regression", "digits", *FILE_KINDS])
 def test_split_is_deterministic_for_a_seed_and_changes_with_another(name: str) -> None:
     first, again, other = load_small(name, seed=3), load_small(name, seed=3), load_small(name, seed=4)
     for a, b in zip(all_x(first), all_x(again)):
@@ -118,7 +128,7 @@ def test_generator_seed_draws_new_rows_while_split_seed_keeps_them() -> None:
     assert rows(base).isdisjoint(rows(other_draw))
 
 
-@pytest.mark.parametrize("name", ["moons", "classification", "regression", "mnist1d"])
+@pytest.mark.parametrize("name", ["moons", "classification", "regression", "mnist1d", "arrays"])
 @pytest.mark.parametrize("fractions", [(0.2, 0.2), (0.1, 0.3), (0.35, 0.05)])
 def test_splits_are_disjoint_and_sized_by_the_fractions(name: str, fractions: tuple[float, float]) -> None:
     validation_fraction, test_fraction = fractions
@@ -133,7 +143,7 @@ def test_splits_are_disjoint_and_sized_by_the_fractions(name: str, fractions: tu
     assert train.isdisjoint(validation) and train.isdisjoint(test) and validation.isdisjoint(test)
 
 
-@pytest.mark.parametrize("name", ["digits", "classification"])
+@pytest.mark.parametrize("name", ["digits", "classification", *FILE_KINDS])
 def test_classification_splits_are_stratified(name: str) -> None:
     splits = load_small(name, seed=7)
     labels = np.concatenate([splits.train_y, splits.val_y, splits.test_y])
@@ -144,7 +154,7 @@ def test_classification_splits_are_stratified(name: str) -> None:
         np.testing.assert_allclose(share, overall, atol=1.5 / len(part))
 
 
-@pytest.mark.parametrize("name", ["moons", "classification", "regression", "mnist1d", "digits"])
+@pytest.mark.parametrize("name", ["moons", "classification", "regression", "mnist1d", "digits", *FILE_KINDS])
 def test_inputs_are_standardised_with_training_statistics(name: str) -> None:
     splits = load_small(name)
     train = splits.train_x.reshape(len(splits.train_x), -1).astype(np.float64)
@@ -306,7 +316,7 @@ def test_too_few_rows_per_class_for_a_stratified_split_is_a_bad_input_error() ->
         load_splits("classification", params, 0.1, 0.1, 0)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
+@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))  # the built-in ones: file kinds declare None
 def test_declared_input_shape_matches_the_loaded_arrays(name: str) -> None:
     declared = get_dataset(name).input_shape(resolve_dataset_params(name, SMALL_PARAMS[name]))
     assert declared == load_small(name).input_shape == EXPECTED_INPUT_SHAPES[name]

@@ -11,6 +11,7 @@ from tunelab_models import build_model, get_model, model_names, model_signature
 
 from tunelab.datasets import Splits, dataset_names, get_dataset, load_splits, resolve_dataset_params
 from tunelab.training.tasks import TASKS
+from user_data import small_file_params
 
 SMALL = {
     "digits": {},
@@ -19,6 +20,7 @@ SMALL = {
     "classification": {"n_samples": 200, "n_features": 8, "n_informative": 4},
     "regression": {"n_samples": 200},
     "adding": {"n_samples": 200, "sequence_length": 12},
+    **small_file_params(),  # a user's table, arrays and image folder, written by the test
 }
 SMALL_MODELS = {
     "mlp": {"width": 32},
@@ -48,6 +50,7 @@ def test_the_tables_cover_every_registered_model_and_data_set() -> None:
 @pytest.mark.parametrize("model", sorted(SMALL_MODELS))
 def test_model_fits_one_real_batch_or_is_refused(model: str, dataset: str, data: dict[str, Splits]) -> None:
     declared_shape = get_dataset(dataset).input_shape(resolve_dataset_params(dataset, SMALL[dataset]))
+    declared_shape = declared_shape or data[dataset].input_shape  # a user's files tell theirs once read
     reason = get_model(model).unsupported_reason(declared_shape)
     if reason is not None:
         assert model in reason  # the refusal names the model and what it needs

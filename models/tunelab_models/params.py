@@ -11,7 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-PARAM_KINDS: dict[type, str] = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+PARAM_KINDS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 class ParamError(ValueError):
@@ -97,8 +104,8 @@ class Param:
                 except OverflowError:  # an integer too large for a float, e.g. 10**400
                     raise bad from None
             raise bad
-        if self.kind is str:
-            if isinstance(value, str):
+        if self.kind in (str, list, dict):
+            if isinstance(value, self.kind):
                 return value
             raise bad
         return value

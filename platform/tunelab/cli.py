@@ -51,6 +51,24 @@ def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML)."
         f"{spec.dataset.name}, {plural(len(spec.search_space), 'parameter')} searched by {spec.searcher.name} "
         f"with {spec.scheduler.name}, objective {spec.objective.metric} ({spec.objective_mode})"
     )
+    for line in _data_description(spec):
+        echo(f"  {line}")
+
+
+def _data_description(spec: Any) -> list[str]:
+    """What tunelab found in a user's data (rows, columns, the task it inferred, the split);
+    nothing for a built-in data set, whose description is its name."""
+    from tunelab.datasets import get_dataset, load_splits, resolve_dataset_params
+
+    options = spec.dataset.options()
+    if get_dataset(spec.dataset.name).input_shape(resolve_dataset_params(spec.dataset.name, options)) is not None:
+        return []
+    # Read already while validating (and kept): this costs no second pass over the files.
+    splits = load_splits(spec.dataset.name, options, spec.dataset.validation_fraction, spec.dataset.test_fraction,
+                         spec.dataset.seed, spec.dataset.max_train_samples)
+    sizes = splits.sizes()
+    return [*splits.notes, f"split: {sizes['train']} train, {sizes['validation']} validation, {sizes['test']} test; "
+            f"model inputs of shape {splits.input_shape}"]
 
 
 @app.command()

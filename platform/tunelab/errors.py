@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first non-empty line (for one-line errors)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class TunelabError(Exception):
     """Something went wrong that the user can act on; the message says what to change."""
 
@@ -28,3 +34,13 @@ class SpecError(BadInputError):
 
 class StoreError(TunelabError):
     """A results table that cannot be read (missing, truncated, corrupt)."""
+
+
+class DataError(BadInputError):
+    """A data set that cannot be read as the experiment file declares it. `option` is the
+    `dataset.` option to change (path, target, ...); the message names the data file."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(message)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tunelab.errors import BadInputError, TunelabError
+from tunelab.errors import BadInputError, TunelabError, first_line
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 DEFAULT_TOKEN_FILE = Path("~/.ray/auth_token")
@@ -56,8 +56,8 @@ def cluster_errors(address: str) -> Iterator[None]:
         raise ClusterError(f"{address}: cannot reach the Ray Jobs API; is the head running and its dashboard port open?") from None
     except RuntimeError as exc:
         if "does not exist" in str(exc) or "not found" in str(exc).lower():
-            raise BadInputError(f"{address}: {_first_line(exc)}") from None
-        raise ClusterError(f"{address}: {_first_line(exc)}") from None
+            raise BadInputError(f"{address}: {first_line(exc)}") from None
+        raise ClusterError(f"{address}: {first_line(exc)}") from None
 
 
 def jobs_client(address: str | None):  # type: ignore[no-untyped-def]
@@ -69,8 +69,3 @@ def jobs_client(address: str | None):  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {token}"} if token else None
     with cluster_errors(resolved):
         return JobSubmissionClient(resolved, headers=headers)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

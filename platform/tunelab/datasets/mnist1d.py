@@ -1,40 +1,27 @@
 """MNIST-1D, generated procedurally (never downloaded) and cached on disk.
 
-Generating 5000 samples takes about ten seconds, so the arrays are kept under
-`$TUNELAB_CACHE_DIR` (default ~/.cache/tunelab) in a file named after a hash of the
-generator arguments; trials on one machine then share one generation.
+Generating 5000 samples takes about ten seconds, so the arrays are cached (`cache.py`) under a
+hash of the generator arguments; trials on one machine then share one generation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
 import random
-import tempfile
-import zipfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from tunelab.datasets import cache
 from tunelab.datasets.base import DataSet, GeneratedData
 from tunelab.datasets.registry import register
 from tunelab_models.params import Param
 
 DIGIT_CLASSES = 10
-CACHE_DIR_ENV = "TUNELAB_CACHE_DIR"
 # Bump when the cached layout or what we store changes, so old files are not misread.
 CACHE_FORMAT = 1
-CACHE_FILE_MODE = 0o644
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_DIR_ENV)
-    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "tunelab"
-    return root / "datasets"
 
 
 def generator_args(num_samples: int, seed: int) -> dict[str, Any]:
@@ -50,9 +37,7 @@ def generator_args(num_samples: int, seed: int) -> dict[str, Any]:
 
 
 def cache_path(args: dict[str, Any]) -> Path:
-    key = {"format": CACHE_FORMAT, "mnist1d": version("mnist1d"), "args": args}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / f"mnist1d-{digest}.npz"
+    return cache.cache_path("mnist1d", {"format": CACHE_FORMAT, "mnist1d": version("mnist1d"), "args": args})
 
 
 @register
@@ -85,11 +70,11 @@ class Mnist1d(DataSet):
 
 def load_or_generate(args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     path = cache_path(args)
-    cached = _read_cache(path)
-    if cached is not None:
-        return cached
+    cached = cache.read_arrays(path)
+    if cached is not None and {"x", "y"} <= cached.keys():
+        return cached["x"], cached["y"]
     x, y = _generate(args)
-    _write_cache(path, x, y)
+    cache.write_arrays(path, x=x, y=y)
     return x, y
 
 
@@ -115,32 +100,3 @@ def _global_rng_preserved() -> Iterator[None]:
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
-
-
-def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return stored["x"], stored["y"]
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        # Writes are atomic, so this is a damaged file, not a half-written one: regenerate.
-        return None
-
-
-def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: a concurrent reader sees no file or a whole one.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); a shared cache must be readable by others.
-        os.fchmod(handle, CACHE_FILE_MODE)
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, x=x, y=y)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

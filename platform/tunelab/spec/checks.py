@@ -4,13 +4,14 @@ space fits the model and the training knobs, conditions refer to searched parame
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from tunelab_models import ParamError, UnknownModelError, get_model
 from tunelab_models.params import Param, resolve_params
 
-from tunelab.datasets import get_dataset, resolve_dataset_params
-from tunelab.errors import BadInputError, SpecError
+from tunelab.datasets import get_dataset, load_splits, resolve_dataset_params, resolve_paths
+from tunelab.errors import BadInputError, DataError, SpecError
 from tunelab.metrics import OBJECTIVE_METRICS, goal_problem
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
@@ -29,23 +30,34 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def validate_spec(spec: Spec, source: str) -> Spec:
-    """Raise SpecError for the first problem; return the Spec with defaults resolved."""
+def validate_spec(spec: Spec, source: str, base: Path | None = None) -> Spec:
+    """Raise SpecError for the first problem; return the Spec with defaults resolved and the
+    data set's files made absolute (relative ones are relative to `base`, the experiment
+    file's folder, else the working folder). A data set whose shape only its rows can tell
+    (a user's table, arrays, images) is read here, so its mistakes surface now."""
 
     def fail(field: str, message: str) -> SpecError:
         return SpecError(source, field, message)
 
     dataset = _lookup(lambda: get_dataset(spec.dataset.name), "dataset.name", fail)
     _check_options(spec.dataset, dataset.params, "dataset", fail)
-    dataset_options = _lookup(lambda: resolve_dataset_params(spec.dataset.name, spec.dataset.options()), "dataset", fail)
+    options = resolve_paths(spec.dataset.name, spec.dataset.options(), base or Path.cwd())
+    spec = spec.model_copy(update={"dataset": type(spec.dataset).model_validate({**spec.dataset.model_dump(), **options})})
+    dataset_options = _lookup(lambda: resolve_dataset_params(spec.dataset.name, options), "dataset", fail)
 
     model = _lookup(lambda: get_model(spec.model.name), "model.name", fail)
     _check_options(spec.model, model.hyperparameters, "model", fail)
+    data_task, input_shape = dataset.task, dataset.input_shape(dataset_options)
+    if input_shape is None:
+        splits = _lookup(lambda: load_splits(
+            spec.dataset.name, options, spec.dataset.validation_fraction, spec.dataset.test_fraction,
+            spec.dataset.seed, spec.dataset.max_train_samples,
+        ), "dataset", fail)
+        data_task, input_shape = splits.task, splits.input_shape
     # An autoencoder learns its inputs, whatever the data set's labels are.
-    task = "reconstruction" if model.learns_inputs else dataset.task
+    task = "reconstruction" if model.learns_inputs else data_task
     if task not in model.tasks:
         raise fail("model.name", f"model {spec.model.name!r} does not support {task} data ({spec.dataset.name})")
-    input_shape = dataset.input_shape(dataset_options)
     reason = model.unsupported_reason(input_shape)
     if reason:
         raise fail("model.name", f"model {spec.model.name!r} cannot take {spec.dataset.name}'s inputs {input_shape}: {reason}")
@@ -109,6 +121,8 @@ def resolved_options(section: OptionsModel, declared: Iterable[Param]) -> dict[s
 def _lookup(find: Callable[[], Any], field: str, fail: Callable[[str, str], SpecError]) -> Any:
     try:
         return find()
+    except DataError as exc:
+        raise fail(f"dataset.{exc.option}", exc.message) from None
     except (UnknownModelError, BadInputError) as exc:
         raise fail(field, str(exc)) from None
 

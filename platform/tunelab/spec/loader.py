@@ -35,11 +35,14 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(source, "", "expected UTF-8 text") from None
-    return parse_spec(text, source, overrides)
+    return parse_spec(text, source, overrides, base=path.resolve().parent)
 
 
-def parse_spec(text: str, source: str = "<experiment>", overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate YAML text; `overrides` maps dotted field paths to values."""
+def parse_spec(
+    text: str, source: str = "<experiment>", overrides: dict[str, Any] | None = None, base: Path | None = None
+) -> Spec:
+    """Parse and validate YAML text; `overrides` maps dotted field paths to values; relative
+    data paths are relative to `base` (default: the working folder)."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -54,7 +57,7 @@ def parse_spec(text: str, source: str = "<experiment>", overrides: dict[str, Any
     except ValidationError as exc:
         field, message = _first_problem(exc)
         raise SpecError(source, field, message) from None
-    return validate_spec(spec, source)
+    return validate_spec(spec, source, base)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
