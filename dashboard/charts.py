@@ -281,8 +281,8 @@ def compared_curves(curves: pd.DataFrame, kind: str, labels: dict[str, str]) -> 
     return _layout(figure, "epoch", kind, height=400)
 
 
-def confusion(matrix: np.ndarray) -> go.Figure:
-    classes = [str(index) for index in range(matrix.shape[0])]
+def confusion(matrix: np.ndarray, class_names: list[str] | None = None) -> go.Figure:
+    classes = class_names if class_names and len(class_names) == matrix.shape[0] else [str(i) for i in range(matrix.shape[0])]
     figure = go.Figure(
         go.Heatmap(
             z=matrix, x=classes, y=classes, colorscale="Blues", showscale=False, text=matrix, texttemplate="%{text}",

@@ -53,4 +53,4 @@ for column, trial_id in zip(columns, chosen):
         if matrix is None:
             st.caption("none stored (not a classifier, or stopped before its test evaluation)")
         else:
-            st.plotly_chart(charts.confusion(matrix), key=f"confusion_{trial_id}")
+            st.plotly_chart(charts.confusion(matrix, analysis.class_names(tables)), key=f"confusion_{trial_id}")

@@ -203,14 +203,19 @@ def submit(
     follow: Annotated[bool, typer.Option(help="Stream the job's logs until it ends.")] = False,
     ship_code: Annotated[bool, typer.Option(help="Upload this tunelab; off when the cluster's image has it.")] = True,
     python: Annotated[str, typer.Option(help="Python interpreter on the cluster.")] = "python",
+    data_shared: Annotated[bool, typer.Option(
+        help="The data set's files are on storage the cluster mounts at the same path: read them there "
+        "(they are checked here only if this machine sees them too). Without it, data under 100 MiB travels with the job.",
+    )] = False,
 ) -> None:
     """Run a study on a Ray cluster through the Jobs API."""
     from tunelab.cluster.jobs import follow_logs
     from tunelab.cluster.submit import submit_study
     from tunelab.spec import load_spec
 
-    spec = load_spec(file, {"name": name} if name else None)
-    job_id, where = submit_study(file, spec, address, storage, spec.name, ship_code, python)
+    overrides = {"name": name} if name else None
+    spec = load_spec(file, overrides, read_data=not data_shared or _data_visible_here(file))
+    job_id, where = submit_study(file, spec, address, storage, spec.name, ship_code, python, data_shared)
     echo(f"submitted study {spec.name!r} as job {job_id} to {where}")
     echo(f"follow it with: tunelab jobs logs {job_id} --follow --address {where}")
     if follow:
@@ -218,6 +223,17 @@ def submit(
         echo(f"job {job_id}: {status}")
         if status != "SUCCEEDED":
             raise typer.Exit(1)
+
+
+def _data_visible_here(file: Path) -> bool:
+    """Whether this machine sees the data set's files too (then they are checked before submitting)."""
+    from tunelab.datasets import get_dataset
+    from tunelab.spec import load_spec
+
+    spec = load_spec(file, read_data=False)
+    options = spec.dataset.options()
+    paths = [options[o] for o in get_dataset(spec.dataset.name).path_params if options.get(o)]
+    return all(Path(str(p)).exists() for p in paths)
 
 
 jobs_app = typer.Typer(help="Follow studies submitted to a Ray cluster.", no_args_is_help=True)

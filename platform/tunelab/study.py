@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from tunelab.search.searchers import SEARCHERS
 from tunelab.local_ray import concurrent_trial_slots, start_ray
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
+from tunelab.store.atomic import write_text_atomic
 from tunelab.store.driver_lock import driver_lock
 from tunelab.stopping import GoalStopper
 from tunelab.store_callback import now
@@ -156,6 +158,9 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         description=spec.description,
         spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
         dataset=spec.dataset.name,
+        task=data.task,
+        # JSON text: the confusion matrices' rows and columns, in class-index order.
+        class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
         model=spec.model.name,
         objective_metric=metric,
         objective_mode=mode,
@@ -169,6 +174,8 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         started_at=now(),
         finished_at=None,
     )
+    if data.preprocessing is not None:
+        write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
     echo(
         f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
         f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"

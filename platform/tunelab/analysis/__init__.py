@@ -5,7 +5,7 @@ dashboard and the CLI read results without either.
 """
 
 from tunelab.analysis.biasvar import REMEDIES, decomposition, fit_diagnosis, learning_curves, validation_curve
-from tunelab.analysis.compare import compare_metrics, compare_params, confusion_matrix
+from tunelab.analysis.compare import class_names, compare_metrics, compare_params, confusion_matrix
 from tunelab.analysis.curves import available_kinds, epoch_curves, rung_epochs, stop_points, train_val_curves
 from tunelab.analysis.importance import param_importance, parallel_coordinates, slice_points
 from tunelab.analysis.overview import best_trial, filter_trials, optimisation_history, trial_table
@@ -17,6 +17,7 @@ __all__ = [
     "best_trial",
     "compare_metrics",
     "compare_params",
+    "class_names",
     "confusion_matrix",
     "decomposition",
     "learning_curves",

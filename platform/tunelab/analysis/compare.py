@@ -43,6 +43,13 @@ def confusion_matrix(tables: StudyTables, trial_id: str) -> np.ndarray | None:
     return np.array(json.loads(text.iloc[0]), dtype=np.int64)
 
 
+def class_names(tables: StudyTables) -> list[str] | None:
+    """The study's class names in class-index order (a user's labels: 'heron', 'ibis'), or
+    None for a study stored before they were kept, or without classes."""
+    text = tables.study.get("class_names")
+    return json.loads(text) if isinstance(text, str) else None
+
+
 def _chosen(tables: StudyTables, trial_ids: list[str]) -> pd.DataFrame:
     by_id = tables.trials.set_index("trial_id", drop=False)
     unknown = [trial_id for trial_id in trial_ids if trial_id not in by_id.index]

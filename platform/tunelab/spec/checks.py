@@ -30,11 +30,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def validate_spec(spec: Spec, source: str, base: Path | None = None) -> Spec:
+def validate_spec(spec: Spec, source: str, base: Path | None = None, read_data: bool = True) -> Spec:
     """Raise SpecError for the first problem; return the Spec with defaults resolved and the
     data set's files made absolute (relative ones are relative to `base`, the experiment
     file's folder, else the working folder). A data set whose shape only its rows can tell
-    (a user's table, arrays, images) is read here, so its mistakes surface now."""
+    (a user's table, arrays, images) is read here, so its mistakes surface now, unless
+    `read_data` is off (its files are where the study will run, not here)."""
 
     def fail(field: str, message: str) -> SpecError:
         return SpecError(source, field, message)
@@ -48,17 +49,19 @@ def validate_spec(spec: Spec, source: str, base: Path | None = None) -> Spec:
     model = _lookup(lambda: get_model(spec.model.name), "model.name", fail)
     _check_options(spec.model, model.hyperparameters, "model", fail)
     data_task, input_shape = dataset.task, dataset.input_shape(dataset_options)
-    if input_shape is None:
+    if input_shape is None and read_data:
         splits = _lookup(lambda: load_splits(
             spec.dataset.name, options, spec.dataset.validation_fraction, spec.dataset.test_fraction,
             spec.dataset.seed, spec.dataset.max_train_samples,
         ), "dataset", fail)
         data_task, input_shape = splits.task, splits.input_shape
+    elif input_shape is None and dataset_options.get("task") in ("classification", "regression"):
+        data_task = dataset_options["task"]
     # An autoencoder learns its inputs, whatever the data set's labels are.
     task = "reconstruction" if model.learns_inputs else data_task
-    if task not in model.tasks:
+    if task is not None and task not in model.tasks:
         raise fail("model.name", f"model {spec.model.name!r} does not support {task} data ({spec.dataset.name})")
-    reason = model.unsupported_reason(input_shape)
+    reason = None if input_shape is None else model.unsupported_reason(input_shape)
     if reason:
         raise fail("model.name", f"model {spec.model.name!r} cannot take {spec.dataset.name}'s inputs {input_shape}: {reason}")
 
@@ -71,7 +74,8 @@ def validate_spec(spec: Spec, source: str, base: Path | None = None) -> Spec:
     for option, problem in scheduler.problems(spec.train.max_epochs, scheduler_options).items():
         raise fail(f"scheduler.{option}", problem)
 
-    metrics = OBJECTIVE_METRICS[task]
+    # Data not read here (it lives on the cluster) leaves the task open: any task's metric.
+    metrics = OBJECTIVE_METRICS[task] if task else {m: d for known in OBJECTIVE_METRICS.values() for m, d in known.items()}
     metric = spec.objective.metric
     if metric not in metrics:
         raise fail(

@@ -19,8 +19,9 @@ MAX_VALUES = 10_000
 MAX_FILE_BYTES = 1_000_000
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
-    """Read and validate an experiment file; `overrides` maps dotted field paths to values."""
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, read_data: bool = True) -> Spec:
+    """Read and validate an experiment file; `overrides` maps dotted field paths to values;
+    `read_data` off skips what only the data set's files can tell (see `validate_spec`)."""
     path = Path(path)
     source = str(path)
     try:
@@ -35,11 +36,15 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(source, "", "expected UTF-8 text") from None
-    return parse_spec(text, source, overrides, base=path.resolve().parent)
+    return parse_spec(text, source, overrides, base=path.resolve().parent, read_data=read_data)
 
 
 def parse_spec(
-    text: str, source: str = "<experiment>", overrides: dict[str, Any] | None = None, base: Path | None = None
+    text: str,
+    source: str = "<experiment>",
+    overrides: dict[str, Any] | None = None,
+    base: Path | None = None,
+    read_data: bool = True,
 ) -> Spec:
     """Parse and validate YAML text; `overrides` maps dotted field paths to values; relative
     data paths are relative to `base` (default: the working folder)."""
@@ -57,7 +62,7 @@ def parse_spec(
     except ValidationError as exc:
         field, message = _first_problem(exc)
         raise SpecError(source, field, message) from None
-    return validate_spec(spec, source, base)
+    return validate_spec(spec, source, base, read_data)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

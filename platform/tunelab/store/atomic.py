@@ -1,4 +1,4 @@
-"""Write a Parquet file so that a reader sees the old file or the new one, never half."""
+"""Write a file so that a reader sees the old file or the new one, never half."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -17,13 +18,25 @@ from tunelab.store.driver_lock import take_lock
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(_arrow_safe(frame), preserve_index=False)
+    with _replacing(path) as sink:
+        pq.write_table(table, sink)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    with _replacing(path) as sink:
+        sink.write(text.encode("utf-8"))
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A file to write that takes `path`'s place, whole, once the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates 0600 files; a dashboard running as another user must read them.
         os.chmod(temporary, 0o644)
         with os.fdopen(handle, "wb") as sink:
-            pq.write_table(table, sink)
+            yield sink
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(temporary, path)

@@ -12,6 +12,8 @@ TRIALS_TABLE = "trials.parquet"
 EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
 BIASVAR_TABLE = "biasvar.parquet"  # written by `tunelab biasvar`
 LEARNING_CURVES_TABLE = "learning_curves.parquet"  # likewise
+# What the study fitted on its training rows (scaling, categories, class names), as JSON.
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class StudyPaths:
     @property
     def epochs(self) -> Path:
         return self.root / EPOCHS_FOLDER
+
+    @property
+    def preprocessing(self) -> Path:
+        return self.root / PREPROCESSING_FILE
 
     @property
     def epochs_log(self) -> Path:
