@@ -281,3 +281,23 @@ def test_regression_reports_mse_and_r2() -> None:
     assert last["val_r2"] > 0.9 > metrics[0]["val_r2"]
     # R² = 1 - MSE / Var(y) on the same split.
     assert last["test_r2"] == pytest.approx(1 - last["test_loss"] / data.test_y.var(), abs=1e-4)
+
+
+def test_trials_share_the_data_in_memory_instead_of_copying_it(digits: Splits) -> None:
+    """A trial's tensors are views of the (read-only, shared) arrays Ray hands every trial, so
+    a large data set is in memory once per node, not once per trial; training leaves it as it was."""
+    from tunelab.training.tasks import TASKS
+
+    shared_x, shared_y = digits.train_x.copy(), digits.train_y.copy()
+    shared_x.flags.writeable = shared_y.flags.writeable = False  # as Ray's object store hands them out
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not writable" warning reaches the user
+        inputs, targets = loop.to_device(shared_x, shared_y, TASKS["classification"], torch.device("cpu"))
+    assert inputs.data_ptr() == shared_x.ctypes.data and targets.data_ptr() == shared_y.ctypes.data
+
+    before = shared_x.copy()
+    shared = replace(digits, train_x=shared_x, train_y=shared_y)
+    train_trial(plan(max_epochs=2), shared, lambda metrics, state: None)
+    np.testing.assert_array_equal(shared_x, before)

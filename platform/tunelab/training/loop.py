@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -236,14 +237,26 @@ def prefixed(split: str, values: dict[str, float]) -> dict[str, float]:
 def to_device(x: np.ndarray, y: np.ndarray, task: TrainingTask, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One split's inputs and targets as tensors on the device.
 
-    Copies: arrays from Ray's object store are read-only and shared between trials.
+    On the CPU they share the arrays' memory: arrays from Ray's object store are shared by every
+    trial on the node, and a copy per trial would multiply a large data set by the trials
+    running. Training never writes to them (batches are gathered copies), which matters: the
+    object store's pages are read-only.
     """
-    inputs = torch.tensor(x, dtype=torch.float32, device=device)
-    return inputs, task.targets(inputs, torch.tensor(y, dtype=task.target_dtype(), device=device))
+    inputs = _shared_tensor(x, torch.float32, device)
+    return inputs, task.targets(inputs, _shared_tensor(y, task.target_dtype(), device))
+
+
+def _shared_tensor(array: np.ndarray, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    with warnings.catch_warnings():
+        # torch warns that the array is not writable; we never write to it (see to_device).
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(array, dtype=dtype, device=device)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's outputs for a whole split, in eval mode."""
     model.eval()
-    return torch.cat([model(x[start : start + EVAL_CHUNK]) for start in range(0, x.shape[0], EVAL_CHUNK)])
+    # Each chunk a copy: `x` may be the shared data itself (see to_device), and a user's model
+    # that changed its input in place would change it for every trial.
+    return torch.cat([model(x[start : start + EVAL_CHUNK].clone()) for start in range(0, x.shape[0], EVAL_CHUNK)])
