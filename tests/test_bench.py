@@ -258,3 +258,17 @@ def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> N
         assert trials == 2 and at_once == packing, "one trial per GPU, then two sharing it"
         assert window > 0 and per_trial > 0 and total > 0
     assert rows[1][6] == "1.00×"
+
+
+@pytest.mark.ray
+def test_own_data_prints_reading_costs_and_the_time_to_the_first_trial(tmp_path: Path) -> None:
+    import re
+
+    output = run_bench("own_data.py", tmp_path)
+    rows = {line.split()[0]: line for line in output.splitlines() if line.split()[:1]}
+    for way in ("pandas", "tunelab"):
+        figures = re.search(r"read:\s+([\d.]+) s, memory at its peak ([\d.]+) GB above the imports \(([\d.]+)× the file\)", rows[way])
+        assert figures, rows[way]
+    study = re.search(r"first epoch stored ([\d.]+) s after .* driver peak memory ([\d.]+) GB", rows["study"])
+    assert study and float(study.group(1)) > 0 and float(study.group(2)) > 0, rows["study"]
+    assert (tmp_path / "big.csv").stat().st_size > 1_000_000

@@ -125,6 +125,26 @@ def test_a_submitted_study_finishes_with_its_results_in_the_store(ray_head: Head
     assert "3/3 done" in logs.stdout and f"results: {paths.root}" in logs.stdout
 
 
+def test_a_users_table_travels_with_the_job_and_is_read_from_its_copy(ray_head: Head, tmp_path: Path) -> None:
+    from user_data import SPECIES, write_table
+
+    (tmp_path / "data").mkdir()
+    original = write_table(tmp_path / "data")
+    document = small_study(name="remote-table", budget={"num_samples": 2, "max_concurrent": 2}, train={"max_epochs": 2})
+    document["dataset"] = {"name": "table", "path": "data/birds.csv", "target": "species"}
+    (tmp_path / "table.yaml").write_text(yaml.safe_dump(document))
+    storage = tmp_path / "store"
+    done = tunelab("submit", "table.yaml", "--address", ray_head.address, "--storage", str(storage), "--follow",
+                   token=ray_head.token, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    study = read_study(StudyPaths.of(storage, "remote-table"))
+    assert study["status"] == "completed" and yaml.safe_load(study["class_names"]) == list(SPECIES)
+    read_from = Path(yaml.safe_load(study["spec_yaml"])["dataset"]["path"])
+    assert read_from != original and read_from.name == "birds.csv"  # the job's own copy
+    assert not read_from.is_relative_to(tmp_path)
+
+
 def test_jobs_stop_stops_a_long_study(ray_head: Head, tmp_path: Path) -> None:
     spec = write_study(tmp_path, "long", train={"max_epochs": 5000, "early_stopping": {"patience": None}},
                        scheduler={"name": "none"}, budget={"num_samples": 2})

@@ -69,8 +69,9 @@ class FeatureEncoder(Protocol):
     """Turns raw rows that are not numbers yet (a table's columns) into float32 features,
     with whatever it learns (categories, means) taken from the training rows only."""
 
-    def fit_transform(self, rows: Any, train: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        """All rows as a float32 (n, features) array, and the fitted encoding as plain data."""
+    def fit_transform(self, rows: Any, train: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The rows at `order` as a float32 (len(order), features) array, fitted on the rows at
+        `train`, and the fitted encoding as plain data. It may release `rows` as it goes."""
         ...
 
 
@@ -243,36 +244,40 @@ def make_splits(
     if max_train_samples is not None and max_train_samples < len(train):
         keep = np.random.RandomState(seed).choice(len(train), size=max_train_samples, replace=False)
         train = np.sort(train[keep])
+    # Rows in split order, so each split is a view of one array: no copy per split.
+    order = np.concatenate([train, validation, test])
+    ends = np.cumsum([len(train), len(validation), len(test)])
+    in_train = np.arange(len(train))
     table = None
     if data.encoder is not None:
-        x, table = data.encoder.fit_transform(data.x, train)
+        x, table = data.encoder.fit_transform(data.x, train, order)
     else:
-        # Scaling works in place, on a copy: the generator's arrays may be its own cache.
-        x = np.asarray(data.x).astype(np.float32, copy=standardize_inputs)
-    inputs = Standardizer.fit(x, train) if standardize_inputs else None
+        x = np.asarray(data.x)[order].astype(np.float32, copy=False)  # the fancy index made a copy to scale
+    inputs = Standardizer.fit(x, in_train) if standardize_inputs else None
     if inputs is not None:
         inputs.apply_in_place(x)
+    y = y[order]
     targets = None
     if task == "regression" and data.standardize_targets:
-        y = y.copy()
-        targets = Standardizer.fit(y, train)
+        targets = Standardizer.fit(y, in_train)
         targets.apply_in_place(y)
     y_clean = None if data.y_clean is None else _targets(task, data.y_clean)
     noise_variance = None if data.noise_variance is None else float(data.noise_variance)
     if noise_variance is not None and not math.isfinite(noise_variance):
         raise ValueError(f"data set {name!r} reported a non-finite noise variance")
     input_shape = tuple(int(d) for d in x.shape[1:])
+    parts = (slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], ends[2]))
     return Splits(
         name=name,
         task=task,
         num_outputs=data.num_outputs,
         input_shape=input_shape,
-        train_x=x[train],
-        train_y=y[train],
-        val_x=x[validation],
-        val_y=y[validation],
-        test_x=x[test],
-        test_y=y[test],
+        train_x=x[parts[0]],
+        train_y=y[parts[0]],
+        val_x=x[parts[1]],
+        val_y=y[parts[1]],
+        test_x=x[parts[2]],
+        test_y=y[parts[2]],
         noise_variance=noise_variance,
         test_y_clean=None if y_clean is None else y_clean[test],
         class_names=data.class_names,
