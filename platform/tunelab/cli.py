@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from tunelab.errors import BadInputError, TunelabError
+from tunelab.errors import BadInputError, StudyInterrupted, TunelabError
 from tunelab.store.layout import DEFAULT_STORAGE
 
 app = typer.Typer(
@@ -81,23 +83,14 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="Searcher seed.")] = None,
 ) -> None:
     """Run a study on this machine (embedded Ray) and print the best trials."""
-    from tunelab.spec import load_spec
+    from tunelab.api import run_experiment
 
-    overrides: dict[str, Any] = {}
-    if name is not None:
-        overrides["name"] = name
-    if num_samples is not None:
-        overrides["budget.num_samples"] = num_samples
-    if max_concurrent is not None:
-        overrides["budget.max_concurrent"] = max_concurrent
-    if seed is not None:
-        overrides["searcher.seed"] = seed
-    spec = load_spec(file, overrides)
+    with _interruption_said():
+        outcome = run_experiment(file, storage=storage, name=name, echo=echo, num_samples=num_samples,
+                                 max_concurrent=max_concurrent, seed=seed)
+    from tunelab.store import read_study
 
-    from tunelab.study import run_study
-
-    outcome = run_study(spec, storage, echo=echo)
-    _print_summary(outcome.paths, spec.objective_mode, top=5)
+    _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)
     echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
 
 
@@ -109,7 +102,8 @@ def resume(
     """Continue a study whose driver died (killed, machine rebooted) from its checkpoints."""
     from tunelab.study import resume_study
 
-    outcome = resume_study(storage, study, echo=echo)
+    with _interruption_said():
+        outcome = resume_study(storage, study, echo=echo)
     from tunelab.store import read_study
 
     _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)
@@ -234,6 +228,62 @@ def _data_visible_here(file: Path) -> bool:
     options = spec.dataset.options()
     paths = [options[o] for o in get_dataset(spec.dataset.name).path_params if options.get(o)]
     return all(Path(str(p)).exists() for p in paths)
+
+
+@contextmanager
+def _interruption_said() -> Iterator[None]:
+    """Ctrl-C ends a study as interrupted: say so, and how to go on, with the shell's code
+    for an interrupted command (typer would swallow the KeyboardInterrupt silently)."""
+    try:
+        yield
+    except StudyInterrupted as exc:
+        typer.echo(f"tunelab: {exc}", err=True)
+        raise typer.Exit(130) from None
+
+
+TrialOption = Annotated[Optional[str], typer.Option("--trial", help="Trial number or id (default: the best trial).")]
+
+
+@app.command()
+def export(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="New folder for the bundle.")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    trial: TrialOption = None,
+) -> None:
+    """Write a trial's trained model (default: the best) as a bundle that predicts without the study."""
+    from tunelab.stored_study import Study
+
+    chosen = Study.load(study, storage)
+    bundle = chosen.export(output, _trial_key(trial))
+    model = chosen.tuned_model(_trial_key(trial))
+    echo(f"exported trial {model.trial['number']} of {study} ({model.model_name}, best epoch {model.trial['best_epoch']}) "
+         f"→ {bundle}")
+    echo(f"load it with tunelab.load_model({str(bundle)!r}) or `tunelab predict {bundle} INPUT -o OUTPUT`")
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="A study name, or a bundle folder from `tunelab export`.")],
+    inputs: Annotated[Path, typer.Argument(help="A CSV/Parquet table, a .npz/.npy array, or a folder of images.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the predictions (.csv or .parquet).")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    trial: TrialOption = None,
+) -> None:
+    """Predict new inputs with a tuned model: the study's own preprocessing, class names out."""
+    from tunelab.predict_files import predict_file
+    from tunelab.stored_study import Study
+    from tunelab.tuned_model import MODEL_FILE, load_model
+
+    bundle = Path(model)
+    tuned = load_model(bundle) if (bundle / MODEL_FILE).is_file() else Study.load(model, storage).tuned_model(_trial_key(trial))
+    count = predict_file(tuned, inputs, output)
+    echo(f"{count} predictions of trial {tuned.trial.get('number', '?')} of {tuned.trial.get('study', '?')} → {output}")
+
+
+def _trial_key(trial: str | None) -> int | str | None:
+    """`--trial 7` is a trial number; anything else a trial id."""
+    return int(trial) if trial is not None and trial.isdigit() else trial
 
 
 jobs_app = typer.Typer(help="Follow studies submitted to a Ray cluster.", no_args_is_help=True)

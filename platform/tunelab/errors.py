@@ -44,3 +44,11 @@ class DataError(BadInputError):
         self.option = option
         self.message = message
         super().__init__(message)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a study: it is stored as `interrupted`, and `tunelab resume` continues it."""
+
+    def __init__(self, study: str) -> None:
+        super().__init__(f"study {study!r} was interrupted; continue it with `tunelab resume {study}`")
+        self.study = study

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any, Callable
 import yaml
 
 from tunelab.datasets import Splits, load_splits
-from tunelab.errors import BadInputError
+from tunelab.errors import BadInputError, StudyInterrupted
 from tunelab.metrics import metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
@@ -275,16 +277,20 @@ def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
 def fit_study(
     tuner: Any, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
 ) -> StudyOutcome:
-    """Run the tuner to its end, keep the study's status true, then any asked-for biasvar."""
+    """Run the tuner to its end, keep the study's status true, then any asked-for biasvar.
+
+    Ctrl-C (SIGINT) ends the study as `interrupted`, resumable, and raises StudyInterrupted."""
     status = "failed"
     try:
-        tuner.fit()
-        status = "completed"
+        interrupted = fit_noticing_ctrl_c(tuner)
+        status = "interrupted" if interrupted else "completed"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise
+        raise StudyInterrupted(spec.name) from None
     finally:
         StudyWriter(paths).update_study(status=status, finished_at=now())
+    if interrupted:
+        raise StudyInterrupted(spec.name)
     if spec.biasvar is not None:
         from tunelab.biasvar.runner import run_biasvar
 
@@ -292,6 +298,31 @@ def fit_study(
         run_biasvar(paths.root.parent, spec.name, top=asked.top, rounds=asked.rounds, method=asked.method,
                     learning_curve=asked.learning_curve, echo=echo)
     return StudyOutcome(paths, read_trials(paths).to_dict("records"), time.monotonic() - started, ray_start_seconds)
+
+
+def fit_noticing_ctrl_c(tuner: Any) -> bool:
+    """`tuner.fit()`; True when Ctrl-C ended it.
+
+    Ray Tune catches the first SIGINT itself: it stops the experiment, saves its state (so it
+    can be resumed) and returns as if the study were done. It swaps its own handler in when
+    the fit starts and puts back the handler it found only when it caught a SIGINT, so the
+    handler in place afterwards tells which happened. A second Ctrl-C reaches ours: it raises
+    KeyboardInterrupt, as Python's own would.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        tuner.fit()  # signals go to the main thread only: nothing to notice here
+        return False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_second_ctrl_c(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_second_ctrl_c)
+    try:
+        tuner.fit()
+        return signal.getsignal(signal.SIGINT) is on_second_ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def trial_folder_name(trial: Any) -> str:

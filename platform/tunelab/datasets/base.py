@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -93,6 +93,8 @@ class GeneratedData:
     # Regression targets in arbitrary units (a price) train badly; scale them like inputs.
     standardize_targets: bool = False
     notes: tuple[str, ...] = ()
+    # How raw inputs became `x`, kept for new inputs (see Preprocessing.details).
+    input_details: dict[str, Any] = field(default_factory=dict)
 
 
 class DataSet:
@@ -282,8 +284,8 @@ def make_splits(
         test_y_clean=None if y_clean is None else y_clean[test],
         class_names=data.class_names,
         preprocessing=Preprocessing(
-            dataset=name, task=task, input_shape=input_shape, class_names=data.class_names,
-            table=table, inputs=inputs, targets=targets,
+            dataset=name, task=task, input_shape=input_shape, num_outputs=data.num_outputs,
+            class_names=data.class_names, table=table, inputs=inputs, targets=targets, details=data.input_details,
         ),
         notes=data.notes,
     )

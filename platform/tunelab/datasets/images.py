@@ -71,6 +71,8 @@ class Images(DataSet):
             num_outputs=len(class_names),
             class_names=class_names,
             fold=folds if fixed else None,
+            input_details={"pixel_scale": 255, "size": [pixels.shape[2], pixels.shape[3]],
+                           "color": "gray" if pixels.shape[1] == 1 else "rgb"},
             notes=(
                 f"{shown(folder)}: {len(pixels)} images of {pixels.shape[1]}×{pixels.shape[2]}×{pixels.shape[3]} "
                 f"(channels × height × width) in {len(class_names)} classes ({', '.join(class_names[:10])}"
@@ -125,7 +127,7 @@ def _decode_folder(folder: Path, files: list[tuple[Path, str, int]], size: list[
     channels = 1 if color == "gray" else 3
     pixels = np.empty((len(files), channels, height, width), dtype=np.uint8)
     for index, (path, _, _) in enumerate(files):
-        decoded = _decode(Image, path, color, (height, width))
+        decoded = decode_image(Image, path, color, (height, width))
         pixels[index] = decoded[np.newaxis] if channels == 1 else decoded.transpose(2, 0, 1)
     class_names = sorted({name for _, name, _ in files})
     labels = np.array([class_names.index(name) for _, name, _ in files], dtype=np.int64)
@@ -142,7 +144,7 @@ def _header(image_module: Any, path: Path) -> tuple[tuple[int, int], str]:
         raise DataError("path", f"{shown(path)} is not a readable image ({type(exc).__name__}); expected a PNG or JPEG file") from None
 
 
-def _decode(image_module: Any, path: Path, color: str, size: tuple[int, int]) -> np.ndarray:
+def decode_image(image_module: Any, path: Path, color: str, size: tuple[int, int]) -> np.ndarray:
     """One image as uint8 (height, width) for gray or (height, width, 3) for RGB."""
     try:
         with image_module.open(path) as image:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tunelab.errors import BadInputError
 from tunelab_models.signature import Task
 
 # Below this a feature is treated as constant (digits has pixels that are always 0);
@@ -77,12 +78,52 @@ class Preprocessing:
     dataset: str
     task: Task
     input_shape: tuple[int, ...]
+    num_outputs: int = 1  # classes, or regression target dimensions
     class_names: tuple[str, ...] | None = None
     # The table encoding as `TableEncoding.to_dict()` wrote it (columns, categories, means).
     table: dict[str, Any] | None = None
     inputs: Standardizer | None = None
     targets: Standardizer | None = None  # regression targets scaled with training statistics
-    details: dict[str, Any] = field(default_factory=dict)  # e.g. an image folder's size and colour
+    # How raw inputs become the generator's arrays before scaling: `pixel_scale` (images are
+    # divided by it), an image folder's `size` and `color`.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def model_inputs(self, raw: Any) -> np.ndarray:
+        """Raw inputs (a DataFrame or table of the study's feature columns; an array of the
+        study's input shape) → the float32 array the study's models take."""
+        if self.table is not None:
+            from tunelab.datasets.table import encode_table, to_arrow
+
+            x = encode_table(to_arrow(raw), self.table)
+        else:
+            x = np.array(raw, dtype=np.float32)
+            if x.ndim == len(self.input_shape):  # one example
+                x = x[np.newaxis]
+            if tuple(x.shape[1:]) != self.input_shape:
+                if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(self.input_shape)):
+                    x = x.reshape(len(x), *self.input_shape)
+                else:
+                    raise BadInputError(
+                        f"inputs of shape {tuple(x.shape[1:])} per example; expected {self.input_shape} "
+                        f"(the {self.dataset} study's inputs)"
+                    )
+            if self.details.get("pixel_scale"):
+                x /= float(self.details["pixel_scale"])
+        if self.inputs is not None:
+            self.inputs.apply_in_place(x)
+        return x
+
+    def answers(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs → predictions in the data's own terms: class names (or indices) for
+        classification, values in the target's units for regression."""
+        if self.task == "classification":
+            labels = outputs.argmax(axis=1)
+            return np.asarray(self.class_names, dtype=object)[labels] if self.class_names else labels
+        values = outputs if self.targets is None else self.targets.invert(outputs)
+        return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+
+    def class_labels(self) -> list[str]:
+        return list(self.class_names) if self.class_names else [str(i) for i in range(self.num_outputs)]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -91,6 +132,7 @@ class Preprocessing:
                 "dataset": self.dataset,
                 "task": self.task,
                 "input_shape": list(self.input_shape),
+                "num_outputs": self.num_outputs,
                 "class_names": None if self.class_names is None else list(self.class_names),
                 "table": self.table,
                 "inputs": None if self.inputs is None else self.inputs.to_dict(),
@@ -107,6 +149,7 @@ class Preprocessing:
             dataset=stored["dataset"],
             task=stored["task"],
             input_shape=tuple(stored["input_shape"]),
+            num_outputs=int(stored.get("num_outputs", 1)),
             class_names=None if stored["class_names"] is None else tuple(stored["class_names"]),
             table=stored["table"],
             inputs=None if stored["inputs"] is None else Standardizer.from_dict(stored["inputs"]),

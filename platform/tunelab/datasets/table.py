@@ -19,7 +19,7 @@ from tunelab.datasets.base import FOLD_NAMES, DataSet, GeneratedData
 from tunelab.datasets.files import existing_file, shown
 from tunelab.datasets.registry import register
 from tunelab.datasets.targets import TASK_OPTIONS, count_missing, encode_targets
-from tunelab.errors import DataError, first_line
+from tunelab.errors import BadInputError, DataError, first_line
 from tunelab_models.params import Param
 
 MISSING_OPTIONS = ("error", "drop", "mean")
@@ -154,6 +154,10 @@ def encode_table(rows: pa.Table | TableRows, encoding: dict[str, Any], order: np
     table = rows.take() if isinstance(rows, TableRows) else rows
     count = table.num_rows if order is None else len(order)
     width = len(numeric) + sum(len(values) for values in categories.values())
+    absent = [name for name in [*numeric, *categories] if name not in table.column_names]
+    if absent:
+        raise BadInputError(f"no column {', '.join(map(repr, absent))} in the rows given; expected the study's feature columns "
+                            f"{', '.join([*numeric, *categories])}")
     x = np.zeros((count, width), dtype=np.float32)
     columns = {name: table[name] for name in [*numeric, *categories]}
     del table, rows
@@ -161,6 +165,9 @@ def encode_table(rows: pa.Table | TableRows, encoding: dict[str, Any], order: np
         values = _numbers(columns.pop(column) if release else columns[column])
         if column in means:
             values[~np.isfinite(values)] = means[column]
+        elif not np.isfinite(values).all():  # training rows never have gaps here; new rows may
+            raise BadInputError(f"column {column!r} has {int((~np.isfinite(values)).sum())} missing or infinite values; "
+                                "expected numbers (the study was not told to impute them: `missing: mean`)")
         x[:, index] = values if order is None else values[order]
     offset = len(numeric)
     for column, values in categories.items():
@@ -171,6 +178,19 @@ def encode_table(rows: pa.Table | TableRows, encoding: dict[str, Any], order: np
         x[np.flatnonzero(known), offset + codes[known].astype(np.int64)] = 1.0
         offset += len(values)
     return x
+
+
+def to_arrow(rows: Any) -> pa.Table:
+    """New rows for a fitted encoding: a pandas DataFrame, a pyarrow Table, or a mapping of columns."""
+    if isinstance(rows, pa.Table):
+        return rows
+    import pandas as pd
+
+    if isinstance(rows, pd.DataFrame):
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    if isinstance(rows, dict):
+        return pa.table(rows)
+    raise BadInputError(f"expected a pandas DataFrame of the study's columns for a table study, got {type(rows).__name__}")
 
 
 def _numbers(values: pa.ChunkedArray) -> np.ndarray:

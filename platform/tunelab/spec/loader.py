@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, read_da
     """Read and validate an experiment file; `overrides` maps dotted field paths to values;
     `read_data` off skips what only the data set's files can tell (see `validate_spec`)."""
     path = Path(path)
+    return parse_spec(read_experiment_text(path), str(path), overrides, base=path.resolve().parent, read_data=read_data)
+
+
+def read_experiment_text(path: Path) -> str:
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -33,10 +38,9 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, read_da
     if len(raw) > MAX_FILE_BYTES:
         raise SpecError(source, "", f"file is {len(raw)} bytes; expected an experiment file under {MAX_FILE_BYTES}")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(source, "", "expected UTF-8 text") from None
-    return parse_spec(text, source, overrides, base=path.resolve().parent, read_data=read_data)
 
 
 def parse_spec(
@@ -48,13 +52,32 @@ def parse_spec(
 ) -> Spec:
     """Parse and validate YAML text; `overrides` maps dotted field paths to values; relative
     data paths are relative to `base` (default: the working folder)."""
+    return validate_document(parse_document(text, source), source, overrides, base, read_data)
+
+
+def parse_document(text: str, source: str) -> dict[str, Any]:
+    """YAML text → the experiment as plain data (a mapping), not yet validated."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(source, "", _yaml_problem(exc)) from None
     if not isinstance(document, dict):
         raise SpecError(source, "", f"expected a mapping of experiment settings at the top level, got {_kind(document)}")
+    return document
+
+
+def validate_document(
+    document: dict[str, Any],
+    source: str,
+    overrides: dict[str, Any] | None = None,
+    base: Path | None = None,
+    read_data: bool = True,
+) -> Spec:
+    """An experiment as plain data (from a file, or a caller's dict) → a validated Spec."""
+    if not isinstance(document, dict):
+        raise SpecError(source, "", f"expected a mapping of experiment settings at the top level, got {_kind(document)}")
     _check_size(document, source)
+    document = copy.deepcopy(document)  # overrides must not change the caller's dict
     for dotted, value in (overrides or {}).items():
         _set_path(document, dotted, value)
     try:

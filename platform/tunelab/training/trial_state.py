@@ -21,6 +21,10 @@ from typing import Any
 import torch
 
 STATE_FILE = "state.pt"
+# The weights of a finished trial's best epoch, for `Study.best_model` and `tunelab export`.
+# Written before the trial's last report: Ray may end the trial's process on that report,
+# and the state saved after a report would then never be written.
+BEST_MODEL_FILE = "best_model.pt"
 
 
 def trial_folder(study_folder: str | Path, trial_id: str) -> Path:
