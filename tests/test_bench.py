@@ -243,6 +243,20 @@ def test_asha_replay_in_seconds_judges_slow_trials_after_fewer_epochs(monkeypatc
     assert replay(run, seconds_scheduler(run, options), 1, 0.99).epochs == [4, 2, 1]
 
 
+def test_driver_callbacks_prints_each_windows_cost_per_result(tmp_path: Path) -> None:
+    output = run_bench("driver_callbacks.py", tmp_path, "--busy", "0")
+    header = next(line for line in output.splitlines() if line.strip().startswith("stored epochs"))
+    for column in ("median", "p99", "max cpu", "mean", "epoch part writes", "epoch part reads", "trials table", "rest",
+                   "most rows read"):
+        assert column in header
+    rows = {int(line.split()[0]): line.split() for line in output.splitlines() if line.split()[:1] in (["100"], ["400"])}
+    assert set(rows) == {100, 400}, "one row per window of stored epochs (smoke: 100 and 400)"
+    for fields in rows.values():
+        assert int(fields[1]) == 100, "results measured per window"
+        assert all(float(value) >= 0 for value in fields[2:-1]) and float(fields[6]) > 0
+    assert (tmp_path / "bench-study" / "epochs").is_dir(), "--keep keeps the simulated study's store"
+
+
 def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:
     # No GPU here: the smoke mode declares one logical GPU, which Ray schedules exactly like a
     # real one (trials then train on the CPU). What it checks is the packing and the figures.
