@@ -14,7 +14,8 @@ from tunelab.errors import StoreError
 from tunelab.store import StudyPaths, StudyWriter, list_study_names, read_epochs, read_study, read_trials
 from tunelab.store.atomic import write_parquet_atomic
 from tunelab.store.reader import read_table
-from tunelab.store.writer import COMPACT_AFTER_PARTS
+from tunelab.store import epoch_parts
+from tunelab.store.epoch_parts import MERGE_FANOUT
 
 
 @pytest.fixture
@@ -127,18 +128,34 @@ def test_compaction_merges_parts_into_one_with_the_same_rows(paths: StudyPaths) 
     assert val_losses(before)[("t1", 4)] == 0.1
 
 
-def test_more_than_the_part_limit_compacts_automatically(paths: StudyPaths) -> None:
+def test_parts_merge_in_tiers_and_a_merged_part_is_never_rewritten_again(
+    paths: StudyPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(epoch_parts, "MAX_TIER", 2)  # the top tier after 8 × 8 flushes, not 8 × 8 × 8
+    top = MERGE_FANOUT**2
     writer = StudyWriter(paths)
-    for epoch in range(1, COMPACT_AFTER_PARTS + 1):
+    for epoch in range(1, top + 4):
         flush_epochs(writer, epoch_row("t1", epoch, 1 / epoch))
-    assert len(part_names(paths)) == COMPACT_AFTER_PARTS
+        # Each flush leaves at most 7 parts of each lower tier, and whole top-tier parts.
+        assert len(part_names(paths)) <= (MERGE_FANOUT - 1) * 2 + epoch // top
+    # 67 flushes: one part of 64 (where the 64th flush was written), three of one flush each.
+    assert part_names(paths) == [f"part-{n:08d}.parquet" for n in (top, top + 1, top + 2, top + 3)]
+    first_top = paths.epochs / f"part-{top:08d}.parquet"
+    written = first_top.stat().st_mtime_ns
 
-    flush_epochs(writer, epoch_row("t1", COMPACT_AFTER_PARTS + 1, 0.0))
+    for epoch in range(top + 4, 2 * top + 1):
+        flush_epochs(writer, epoch_row("t1", epoch, 1 / epoch))
+    flush_epochs(writer, epoch_row("t1", 5, 0.0))  # a re-reported epoch, after its first row was merged
 
-    assert len(part_names(paths)) == 1
+    assert part_names(paths)[:2] == [first_top.name, f"part-{2 * top:08d}.parquet"]
+    assert first_top.stat().st_mtime_ns == written, "a top-tier part is not merged again"
     epochs = read_epochs(paths)
-    assert list(epochs["epoch"]) == list(range(1, COMPACT_AFTER_PARTS + 2))
-    assert epochs["val_loss"].iloc[-1] == 0.0
+    assert list(epochs["epoch"]) == list(range(1, 2 * top + 1))
+    assert val_losses(epochs)[("t1", 5)] == 0.0 and val_losses(epochs)[("t1", 6)] == 1 / 6
+
+    writer.compact_epochs()
+    assert len(part_names(paths)) == 1
+    pd.testing.assert_frame_equal(read_epochs(paths), epochs)
 
 
 def test_a_new_writer_continues_an_existing_study(paths: StudyPaths) -> None:

@@ -1,7 +1,8 @@
 """The one writer of a study's tables: the driver, fed by a Ray Tune callback.
 
-Epoch rows are buffered and written as new part files (append-only, cheap at any study
-size); the small trials and study tables are rewritten whole. Every write is atomic.
+Epoch rows are buffered and written as new part files, merged in tiers so that a flush
+costs the same at any study size (`epoch_parts`); the small trials and study tables are
+rewritten whole. Every write is atomic.
 
 Until its part is written, each epoch row also sits in a write-ahead log, appended as it
 arrives: a driver killed between two flushes loses no row, because the next writer opened on
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from datetime import datetime
 from typing import IO, Any
 
@@ -24,11 +24,9 @@ import numpy as np
 import pandas as pd
 
 from tunelab.store.atomic import write_parquet_atomic
+from tunelab.store.epoch_parts import EpochParts
 from tunelab.store.layout import StudyPaths
 from tunelab.store.reader import decode_timestamps, read_epochs, read_log, read_study, read_table
-
-# Past this many part files, they are merged into one so readers stay fast.
-COMPACT_AFTER_PARTS = 64
 
 
 class StudyWriter:
@@ -41,8 +39,7 @@ class StudyWriter:
         }
         self._trials_dirty = False
         self._pending_epochs: list[dict[str, Any]] = []
-        parts = paths.epoch_parts()
-        self._next_part = _part_number(parts[-1]) + 1 if parts else 1
+        self._parts = EpochParts(paths.epochs, existing=paths.epoch_parts())
         self._log: IO[str] | None = None
         self._trials_log: IO[str] | None = None
         self._recover_logged_epochs()
@@ -84,21 +81,15 @@ class StudyWriter:
 
     def flush(self) -> None:
         if self._pending_epochs:
-            self._write_part(self._pending_epochs)
+            self._parts.append(self._pending_epochs)
             self._pending_epochs = []
             if self._log is not None:
                 os.ftruncate(self._log.fileno(), 0)  # those rows are in a part now
-            if len(self.paths.epoch_parts()) > COMPACT_AFTER_PARTS:
-                self.compact_epochs()
         if self._trials_dirty:
             write_parquet_atomic(pd.DataFrame(self.trials()), self.paths.trials)
             self._trials_dirty = False
             if self._trials_log is not None:
                 os.ftruncate(self._trials_log.fileno(), 0)  # those rows are in the table now
-
-    def _write_part(self, rows: list[dict[str, Any]]) -> None:
-        write_parquet_atomic(pd.DataFrame(rows), self.paths.epochs / f"part-{self._next_part:08d}.parquet")
-        self._next_part += 1
 
     def _recover_logged_epochs(self) -> None:
         """Rows a killed writer logged but never wrote to a part."""
@@ -109,7 +100,7 @@ class StudyWriter:
         if rows:
             # Rows that also reached a part before the kill are harmless: readers keep one
             # row per (trial, epoch).
-            self._write_part(rows)
+            self._parts.append(rows)
         log.unlink()
 
     def _recover_logged_trials(self) -> None:
@@ -125,13 +116,15 @@ class StudyWriter:
         log.unlink()
 
     def compact_epochs(self) -> None:
-        """Merge all part files into one; readers see duplicates at worst, never gaps."""
+        """Merge all part files into one, one row per (trial, epoch): at the study's end, when
+        the time it takes (growing with the study) no longer holds up trials. Readers see
+        duplicates at worst, never gaps."""
         old_parts = self.paths.epoch_parts()
         if len(old_parts) < 2:
             return
         merged = read_epochs(self.paths)
-        write_parquet_atomic(merged, self.paths.epochs / f"part-{self._next_part:08d}.parquet")
-        self._next_part += 1
+        write_parquet_atomic(merged, self._parts.new_path())
+        self._parts.forget_written()
         for part in old_parts:
             part.unlink(missing_ok=True)
 
@@ -142,8 +135,3 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
-
-
-def _part_number(part: Any) -> int:
-    match = re.search(r"part-(\d+)\.parquet$", str(part))
-    return int(match.group(1)) if match else 0
