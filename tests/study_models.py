@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -59,3 +60,13 @@ class FailOnceMLP(FragileMLP):
             open(self.marker, "w").close()
             raise RuntimeError("simulated crash in the middle of training")
         return self.layers(x)
+
+
+class WarningFragileMLP(FragileMLP):
+    """FragileMLP that, like many libraries, prints a warning in the trial's process when built."""
+
+    name = "warning_fragile_mlp"
+
+    def __init__(self, signature: DataSignature, width: int) -> None:
+        super().__init__(signature, width)
+        print(f"UserWarning: a library in the trial process warns about width {width}", file=sys.stderr, flush=True)

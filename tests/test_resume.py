@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -105,6 +106,10 @@ def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(t
                              cwd=tmp_path, capture_output=True, text=True, timeout=600, start_new_session=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"resuming study crash: {len(finished_before)} of 6 trials finished before" in resumed.stdout
+    # Ray's own lines (what the restore logs) went to the study's log, not to the terminal.
+    assert (paths.root / "ray.log").exists()
+    ray_line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(DEBUG|INFO|WARNING|ERROR)", re.MULTILINE)
+    assert not ray_line.search(resumed.stdout + resumed.stderr), resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     after = read_trials(paths).set_index("trial_id")
     assert read_study(paths)["status"] == "completed"

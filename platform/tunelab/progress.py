@@ -11,6 +11,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from tunelab.metrics import Mode, ended_status, epoch_rows
+from tunelab.ray_log import RAY_LOG
 from tunelab.store_callback import StoreCallback
 
 HEARTBEAT_S = 15.0
@@ -85,6 +86,17 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._end(trial, "errored", "errored")
+        self._error_line(trial, "error")
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._error_line(trial, "failed, retrying from its saved state")
+
+    def _error_line(self, trial: Trial, what: str) -> None:
+        """The error in one line; Ray's traceback of it goes to the study's log, not here. (The
+        store's callback runs first: it has recorded the error already.)"""
+        error = self.store.writer.trial(trial.trial_id).get("error") or "unknown error"
+        log = self.store.paths.root / RAY_LOG
+        self.echo(f"trial {self.trial_number(trial.trial_id)} {what}: {error} (traceback in {log})")
 
     def _end(self, trial: Trial, status: str, what: str) -> None:
         self.running.discard(trial.trial_id)

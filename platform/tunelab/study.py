@@ -20,6 +20,7 @@ from tunelab.metrics import metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.local_ray import concurrent_trial_slots, start_ray
+from tunelab.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.atomic import write_text_atomic
@@ -127,15 +128,17 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     paths = check_storage(storage, spec.name)
     data = load_study_data(spec)
 
-    ray_started = time.monotonic()
-    start_ray()
-    ray_start_seconds = time.monotonic() - ray_started
-    check_storage_is_shared(paths.root.parent)
-    with driver_lock(paths.root, spec.name):
-        if paths.exists():  # another run of this name started since check_storage
-            raise study_exists(paths)
-        tuner = new_study_tuner(spec, data, paths, echo)
-        return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+    with ray_output_kept() as ray_log:
+        ray_started = time.monotonic()
+        start_ray()
+        ray_start_seconds = time.monotonic() - ray_started
+        check_storage_is_shared(paths.root.parent)
+        with driver_lock(paths.root, spec.name):
+            if paths.exists():  # another run of this name started since check_storage
+                raise study_exists(paths)
+            ray_log.write_to(paths.root / RAY_LOG)
+            tuner = new_study_tuner(spec, data, paths, echo)
+            return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
 
 def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
@@ -221,11 +224,11 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
     paths = StudyPaths.of(storage, name)
     if not paths.exists():
         raise BadInputError(f"no study {name!r} in {storage}")
-    with driver_lock(paths.root, name):
-        return continue_study(paths, started, echo)
+    with driver_lock(paths.root, name), ray_output_kept() as ray_log:
+        return continue_study(paths, started, echo, ray_log)
 
 
-def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None]) -> StudyOutcome:
+def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None], ray_log: RayLog) -> StudyOutcome:
     study = read_study(paths)
     name = paths.name
     if study["status"] == "completed":
@@ -240,6 +243,7 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     ray_started = time.monotonic()
     start_ray()
     ray_start_seconds = time.monotonic() - ray_started
+    ray_log.write_to(paths.root / RAY_LOG)
     done = read_trials(paths)
     finished = int((~done["status"].isin(["running", "interrupted"])).sum()) if "status" in done else 0
     echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
@@ -297,6 +301,23 @@ def fit_study(
         asked = spec.biasvar
         run_biasvar(paths.root.parent, spec.name, top=asked.top, rounds=asked.rounds, method=asked.method,
                     learning_curve=asked.learning_curve, echo=echo)
+    if spec.confirm is not None:
+        from tunelab.trust.runners import run_confirm
+        from tunelab.trust.report import confirmation
+
+        run_confirm(paths.root.parent, spec.name, top=spec.confirm.top, seeds=spec.confirm.seeds,
+                    resplit=spec.confirm.resplit, echo=echo)
+        confirmed = confirmation(paths)
+        if confirmed is not None:
+            echo(confirmed.sentence)
+    if spec.audit is not None and (read_trials(paths)["status"] == "stopped_early").any():
+        from tunelab.trust.report import audit
+        from tunelab.trust.runners import run_audit
+
+        run_audit(paths.root.parent, spec.name, sample=spec.audit.sample, every=spec.audit.all, echo=echo)
+        audited = audit(paths, top_k=spec.audit.top)
+        for sentence in audited[0].sentences if audited is not None else []:
+            echo(sentence)
     return StudyOutcome(paths, read_trials(paths).to_dict("records"), time.monotonic() - started, ray_start_seconds)
 
 
