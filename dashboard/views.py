@@ -122,6 +122,21 @@ def regions_table(diagnosis: pd.DataFrame, remedies: Mapping[str, str]) -> pd.Da
     )
 
 
+def not_judged_table(diagnosis: pd.DataFrame) -> pd.DataFrame:
+    """The trials whose fit is not judged: their group, where they stopped, and their errors
+    there (for reading, not for a verdict)."""
+    rows = diagnosis[~diagnosis["judged"].astype(bool)]
+    return pd.DataFrame(
+        {
+            "trial": rows["trial_number"].astype(int),
+            "group": rows["region"],
+            "stopped at epoch": rows["stop_epoch"].astype("Int64"),
+            "training error": rows["train_error"],
+            "validation error": rows["val_error"],
+        }
+    )
+
+
 # The decomposition's columns a person reads, by loss (the rest stay in the Parquet file).
 DECOMPOSITION_COLUMNS = {
     "zero_one": ["trial_number", "method", "rounds", "failed_rounds", "expected_loss", "bias", "variance",

@@ -45,6 +45,44 @@ def small_study(**changes: Any) -> dict[str, Any]:
     return study
 
 
+def fit_study_document() -> dict[str, Any]:
+    """A study whose fit diagnosis must tell a cut trial from a too-small model: an MLP on
+    MNIST-1D, depth 0 (logistic regression: it cannot fit MNIST-1D, published accuracy 32 %)
+    or 2, each with a learning rate that learns (0.01) or barely moves (1e-5). ASHA stops the
+    barely-moving trials at its first rung, where their training error is as high as it gets.
+
+    One trial at a time and grid seed 4, whose first configuration is depth 0 at 0.01: the
+    first trial to reach each rung is never stopped there (nothing to compare it with), so the
+    too-small model runs to its own end and is judged.
+    """
+    study = small_study(
+        name="fit",
+        dataset={"name": "mnist1d", "num_samples": 4000},
+        model={"name": "mlp", "width": 128},
+        objective={"metric": "val_acc"},
+        train={"max_epochs": 20, "optimizer": "adam", "early_stopping": {"patience": 4}},
+        searcher={"name": "grid", "seed": 4},
+        budget={"num_samples": 4, "max_concurrent": 1},
+    )
+    del study["searcher"]["n_startup_trials"]
+    study["search_space"] = {
+        "depth": {"type": "choice", "values": [0, 2]},
+        "learning_rate": {"type": "choice", "values": [0.01, 1e-5]},
+    }
+    return study
+
+
+@pytest.fixture(scope="session")
+def fit_study(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The storage root holding the real study of `fit_study_document`, run once per session."""
+    from tunelab.spec import parse_spec
+    from tunelab.study import run_study
+
+    storage = tmp_path_factory.mktemp("fit-store")
+    run_study(parse_spec(yaml.safe_dump(fit_study_document()), "fit.yaml"), storage, echo=lambda line: None)
+    return storage
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     def write(document: Any, name: str = "study.yaml") -> Path:

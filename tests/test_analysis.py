@@ -266,6 +266,7 @@ def expected_errors(tables: StudyTables, train: str, val: str, as_error: Any) ->
         rows.append(
             {
                 "trial_id": trial.trial_id,
+                "status": trial.status,
                 "train_error": as_error(epoch_value(tables, trial.trial_id, trial.best_epoch, train)),
                 "val_error": as_error(epoch_value(tables, trial.trial_id, trial.best_epoch, val)),
             }
@@ -285,20 +286,24 @@ def test_fit_diagnosis_takes_errors_at_the_best_epoch_and_regions_follow_the_thr
     diagnosis = analysis.fit_diagnosis(tables).set_index("trial_id")
 
     assert set(diagnosis.index) == set(expected.index)
-    assert np.allclose(diagnosis.loc[expected.index, ["train_error", "val_error"]], expected)
+    assert np.allclose(diagnosis.loc[expected.index, ["train_error", "val_error"]], expected[["train_error", "val_error"]])
     assert np.allclose(diagnosis["gap"], diagnosis["val_error"] - diagnosis["train_error"])
-    default = max(expected["val_error"].min(), 0.01 if task == "classification" else 0.0)
-    assert list(diagnosis["region"]) == [
-        regions(row, default, default) for row in diagnosis.itertuples()
-    ]
-    # The trial with the lowest validation error is a good fit by the default rule.
-    assert diagnosis.loc[expected["val_error"].idxmin(), "region"] == "good fit"
-    assert (diagnosis["remedy"] == diagnosis["region"].map(analysis.REMEDIES)).all()
+    # Only trials that ran to their own end are judged (the rule is tested on its own in test_fit.py).
+    ended = expected["status"].isin(["completed", "early_stopped_patience"])
+    assert (diagnosis.loc[expected.index, "judged"] == ended).all() and ended.any()
+    judged = diagnosis[diagnosis["judged"]]
+    default = max(expected.loc[ended, "val_error"].min(), 0.01 if task == "classification" else 0.0)
+    assert list(judged["region"]) == [regions(row, default, default) for row in judged.itertuples()]
+    # The judged trial with the lowest validation error is a good fit by the default rule.
+    assert diagnosis.loc[expected.loc[ended, "val_error"].idxmin(), "region"] == "good fit"
+    assert (judged["remedy"] == judged["region"].map(analysis.REMEDIES)).all()
 
-    bias, variance = diagnosis["train_error"].median(), diagnosis["gap"].median()
+    bias, variance = judged["train_error"].median(), judged["gap"].median()
     explicit = analysis.fit_diagnosis(tables, bias_threshold=bias, variance_threshold=variance)
+    explicit = explicit[explicit["judged"]]
     assert list(explicit["region"]) == [regions(row, bias, variance) for row in explicit.itertuples()]
-    assert set(analysis.fit_diagnosis(tables, math.inf, math.inf)["region"]) == {"good fit"}
+    everything_fits = analysis.fit_diagnosis(tables, math.inf, math.inf)
+    assert set(everything_fits.loc[everything_fits["judged"], "region"]) == {"good fit"}
 
 
 def regions(row: Any, bias_threshold: float, variance_threshold: float) -> str:
@@ -314,7 +319,8 @@ def test_remedies_cover_every_region() -> None:
 
 def test_validation_curve_averages_trials_per_value_or_bin(classifier: StudyTables) -> None:
     diagnosis = analysis.fit_diagnosis(classifier).set_index("trial_id")
-    params = classifier.trials.set_index("trial_id")
+    diagnosis = diagnosis[diagnosis["judged"]]  # the curve, like every fit view, judges only these
+    params = classifier.trials.set_index("trial_id").loc[diagnosis.index]
     for param in ("depth", "optimizer", "momentum", "dropout", "learning_rate"):
         curve = analysis.validation_curve(classifier, param, bins=3)
         with_param = params[f"param_{param}"].dropna()
@@ -482,5 +488,8 @@ def test_a_running_and_a_diverged_trial_are_shown_without_a_best_value(classifie
     diagnosis = analysis.fit_diagnosis(live).set_index("trial_id")
     last_epoch = int(classifier.epochs.loc[classifier.epochs["trial_id"] == best_id, "epoch"].max())
     assert diagnosis.loc[best_id, "val_error"] == pytest.approx(1 - epoch_value(live, best_id, last_epoch, "val_acc"))
+    # Not judged until it ends on its own (and a diverged trial never is).
+    assert diagnosis.loc[[best_id, runner_up_id], "region"].tolist() == ["still running", "diverged"]
+    assert not diagnosis.loc[[best_id, runner_up_id], "judged"].any()
     plotted = set(analysis.parallel_coordinates(live)["trial_number"])
     assert plotted == set(numbers.drop([best_id, runner_up_id]))

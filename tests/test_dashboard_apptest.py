@@ -18,7 +18,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO, small_study
-from tunelab.analysis import REMEDIES
+from tunelab.analysis import FIT_RULE, REMEDIES
 from tunelab.spec import parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_epochs, read_study, read_trials
 from tunelab.study import run_study
@@ -214,13 +214,16 @@ def test_bias_variance_shows_each_trial_the_regions_remedies_and_a_note_for_the_
     dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = show(open_app(dashboard_store.storage, monkeypatch), "bias_variance")
+    trials = read_trials(dashboard_store.paths)
+    ran_to_the_end = trials["status"].isin(["completed", "early_stopped_patience"]).sum()
+    assert 0 < ran_to_the_end < 12, "ASHA stopped some of the 12 trials"
 
     fit_map = figures(app)[0]
-    assert sum(len(values(trace.x)) for trace in fit_map.data) == 12
+    assert sum(len(values(trace.x)) for trace in fit_map.data) == ran_to_the_end
     assert fit_map.layout.xaxis.title.text.startswith("training error")
     regions = app.dataframe[0].value
     assert list(regions["region"]) == list(REMEDIES) and list(regions["remedy"]) == list(REMEDIES.values())
-    assert regions["trials"].sum() == 12
+    assert regions["trials"].sum() == ran_to_the_end
     assert "tunelab biasvar" in texts(app.info)
 
     app.toggle(key="custom_thresholds").set_value(True).run()
@@ -230,11 +233,44 @@ def test_bias_variance_shows_each_trial_the_regions_remedies_and_a_note_for_the_
 def test_validation_curve_follows_the_chosen_hyperparameter(dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch) -> None:
     app = show(open_app(dashboard_store.storage, monkeypatch), "bias_variance")
     app.selectbox(key="validation_curve_param").set_value("depth").run()
-    depths = sorted(read_trials(dashboard_store.paths)["param_depth"].unique())
+    trials = read_trials(dashboard_store.paths)
+    judged = trials[trials["status"].isin(["completed", "early_stopped_patience"])]
+    depths = sorted(judged["param_depth"].unique())
 
     curve = figures(app)[1]
     assert curve.layout.xaxis.title.text == "depth"
     assert sorted(values(curve.data[0].x)) == depths
+
+
+def test_bias_variance_shows_trials_the_scheduler_stopped_apart_and_says_which_rule_it_uses(
+    fit_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MNIST-1D study of conftest.fit_study_document: ASHA stopped trials, and a depth-0
+    model that ran to its end."""
+    app = show(open_app(fit_study, monkeypatch), "bias_variance")
+    trials = read_trials(StudyPaths.of(fit_study, "fit")).set_index("trial_number")
+    stopped = trials[trials["status"] == "stopped_early"]
+    assert len(stopped) >= 1
+
+    assert FIT_RULE in texts(app.caption)
+    assert "Fit is judged only for trials that ran to their own end" in FIT_RULE
+    fit_map = figures(app)[0]
+    plotted = {int(point[0]) for trace in fit_map.data for point in values(trace.customdata)}
+    assert plotted == set(trials.index) - set(stopped.index), "the map holds only judged trials"
+    assert "high bias" in {trace.name for trace in fit_map.data}, "the too-small model"
+    regions = app.dataframe[0].value
+    assert regions["trials"].sum() == len(trials) - len(stopped)
+
+    groups = app.dataframe[1].value.set_index("group")
+    assert list(groups.index) == ["stopped before converging"]
+    assert groups.loc["stopped before converging", "trials"] == len(stopped)
+    for epoch in stopped["stop_epoch"].unique():
+        assert f"epoch {epoch} × " in groups.loc["stopped before converging", "stopped at"]
+    listed = app.dataframe[2].value.set_index("trial")
+    assert set(listed.index) == set(stopped.index)
+    assert set(listed["group"]) == {"stopped before converging"}
+    assert listed["stopped at epoch"].to_dict() == stopped["stop_epoch"].to_dict()
+    assert f"Not judged: {len(stopped)} stopped before converging" in texts(app.markdown)
 
 
 def test_decomposition_and_learning_curves_from_tunelab_biasvar_are_shown(

@@ -138,7 +138,7 @@ def results(
     format: Annotated[OutputFormat, typer.Option("--format", help="How to print the trials.")] = OutputFormat.table,
 ) -> None:
     """Show a study's trials, best first."""
-    from tunelab.store import StudyPaths, read_study, read_trials
+    from tunelab.store import StudyPaths, read_study, read_study_tables
     from tunelab.summary import summary_table
 
     paths = StudyPaths.of(storage, study)
@@ -148,7 +148,8 @@ def results(
     if format is OutputFormat.table:
         _print_summary(paths, mode, top)
         return
-    table = summary_table(read_trials(paths), mode, top)
+    tables = read_study_tables(paths)
+    table = summary_table(tables.trials, mode, top, fit=_fit_by_trial(tables))
     if format is OutputFormat.csv:
         typer.echo(table.to_csv(index=False), nl=False)
     else:
@@ -333,15 +334,27 @@ def jobs_stop(job_id: Annotated[str, typer.Argument(help="Job id.")], address: A
     echo(f"job {job_id}: {'stop requested' if stopped else 'already finished'}")
 
 
+def _fit_by_trial(tables: Any) -> dict[str, str]:
+    """Each trial's fit as the Bias & variance page shows it: a region, or the group of trials
+    not judged that it is in."""
+    from tunelab.analysis import fit_diagnosis
+
+    diagnosis = fit_diagnosis(tables)
+    return dict(zip(diagnosis["trial_id"], diagnosis["region"]))
+
+
 def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunelab.store import read_study, read_trials
+    from tunelab.analysis import fit_diagnosis, fit_summary
+    from tunelab.store import read_study_tables
     from tunelab.summary import format_value, status_counts, summary_table
 
-    study = read_study(paths)
-    trials = read_trials(paths)
+    tables = read_study_tables(paths)
+    study, trials = tables.study, tables.trials
+    # No fit column here: it would squeeze a table already as wide as a terminal. Each trial's
+    # fit is in the csv and json formats and on the dashboard; this prints a sentence.
     table = summary_table(trials, mode, top)
     title = f"{study['name']} — best trials by {study['objective_metric']} ({mode})"
     view = Table(title=title)
@@ -353,6 +366,7 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     console.print(view)
     counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
     echo(f"{len(trials)} trials: {counts}")
+    echo(f"fit: {fit_summary(fit_diagnosis(tables))}")
     if not table.empty:
         best = table.iloc[0]
         echo(f"best trial: {best['trial']} with {study['objective_metric']} {format_value(best['objective'])}")

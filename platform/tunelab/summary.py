@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -27,14 +28,25 @@ def param_columns(trials: pd.DataFrame) -> list[str]:
     return [column for column in trials.columns if column.startswith(PARAM_PREFIX)]
 
 
-def summary_table(trials: pd.DataFrame, mode: str, top: int | None = None, with_trial_id: bool = False) -> pd.DataFrame:
-    """The columns a person reads: rank order, how each trial ended, its parameters
-    (and, for tables a program selects rows from, the trial id last)."""
+def summary_table(
+    trials: pd.DataFrame,
+    mode: str,
+    top: int | None = None,
+    with_trial_id: bool = False,
+    fit: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The columns a person reads: rank order, how each trial ended (and, given each trial's
+    `fit` by trial id, what its fit says), its parameters (and, for tables a program selects
+    rows from, the trial id last)."""
     ranked = rank_trials(trials, mode)
     if top is not None:
         ranked = ranked.head(top)
+    summary = SUMMARY_COLUMNS
+    if fit is not None and "trial_id" in ranked:
+        ranked = ranked.assign(fit=ranked["trial_id"].map(dict(fit)))
+        summary = [*SUMMARY_COLUMNS[:2], "fit", *SUMMARY_COLUMNS[2:]]
     test_columns = [c for c in TEST_COLUMNS if c in ranked and ranked[c].notna().any()]
-    columns = SUMMARY_COLUMNS + test_columns + param_columns(ranked) + (["trial_id"] if with_trial_id else [])
+    columns = summary + test_columns + param_columns(ranked) + (["trial_id"] if with_trial_id else [])
     table = ranked.reindex(columns=columns).rename(columns=lambda c: c.removeprefix(PARAM_PREFIX))
     return table.rename(columns={"trial_number": "trial", **TEST_COLUMNS})
 

@@ -4,7 +4,16 @@ Plain pandas, numpy and Optuna over `tunelab.store`: never imports Ray or Stream
 dashboard and the CLI read results without either.
 """
 
-from tunelab.analysis.biasvar import REMEDIES, decomposition, fit_diagnosis, learning_curves, validation_curve
+from tunelab.analysis.biasvar import (
+    FIT_RULE,
+    REMEDIES,
+    decomposition,
+    fit_diagnosis,
+    fit_groups,
+    fit_summary,
+    learning_curves,
+    validation_curve,
+)
 from tunelab.analysis.compare import class_names, compare_metrics, compare_params, confusion_matrix
 from tunelab.analysis.curves import available_kinds, epoch_curves, rung_epochs, stop_points, train_val_curves
 from tunelab.analysis.importance import param_importance, parallel_coordinates, slice_points
@@ -12,6 +21,7 @@ from tunelab.analysis.overview import best_trial, filter_trials, optimisation_hi
 from tunelab.analysis.studies import load_study, study_summaries
 
 __all__ = [
+    "FIT_RULE",
     "REMEDIES",
     "available_kinds",
     "best_trial",
@@ -24,6 +34,8 @@ __all__ = [
     "epoch_curves",
     "filter_trials",
     "fit_diagnosis",
+    "fit_groups",
+    "fit_summary",
     "load_study",
     "optimisation_history",
     "param_importance",
