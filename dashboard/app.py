@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app_pages/bias_variance.py", title="Bias & variance", icon=":material/target:"),
     st.Page("app_pages/hyperparameters.py", title="Hyperparameters", icon=":material/tune:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/trust.py", title="Trust", icon=":material/verified:"),
 ]
 
 page = st.navigation(PAGES)

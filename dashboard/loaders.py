@@ -16,6 +16,8 @@ import streamlit as st
 from tunelab import analysis
 from tunelab.errors import StoreError
 from tunelab.store import StudyPaths, StudyTables, read_study
+from tunelab.store.layout import AUDIT_TABLE, CONFIRM_TABLE
+from tunelab.trust import report as trust
 
 Revision = tuple[tuple[str, int], ...]
 
@@ -26,7 +28,8 @@ STUDY_TTL_SECONDS = 120
 def study_revision(storage: Path, name: str) -> Revision:
     paths = StudyPaths.of(storage, name)
     stamps: list[tuple[str, int]] = []
-    for path in (paths.study, paths.trials, paths.root / "biasvar.parquet", *paths.epoch_parts()):
+    side_tables = (paths.root / name for name in ("biasvar.parquet", CONFIRM_TABLE, AUDIT_TABLE))
+    for path in (paths.study, paths.trials, *side_tables, *paths.epoch_parts()):
         try:
             stamps.append((path.name, path.stat().st_mtime_ns))
         except FileNotFoundError:
@@ -66,3 +69,13 @@ def decomposition(storage: Path, name: str, revision: Revision) -> pd.DataFrame 
 @st.cache_data(ttl=STUDY_TTL_SECONDS, max_entries=8, show_spinner=False)
 def learning_curves(storage: Path, name: str, revision: Revision) -> pd.DataFrame | None:
     return analysis.learning_curves(StudyPaths.of(storage, name).root)
+
+
+@st.cache_data(ttl=STUDY_TTL_SECONDS, max_entries=8, show_spinner="Computing the leaderboard…")
+def confirmation(storage: Path, name: str, revision: Revision) -> trust.Confirmation | None:
+    return trust.confirmation(StudyPaths.of(storage, name))
+
+
+@st.cache_data(ttl=STUDY_TTL_SECONDS, max_entries=8, show_spinner=False)
+def audit(storage: Path, name: str, revision: Revision, top_k: int) -> tuple[analysis.trust.AuditReport, pd.DataFrame] | None:
+    return trust.audit(StudyPaths.of(storage, name), top_k)

@@ -136,8 +136,12 @@ def results(
     storage: StorageOption = DEFAULT_STORAGE_PATH,
     top: Annotated[Optional[int], typer.Option(min=1, help="Show only the best N trials.")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="How to print the trials.")] = OutputFormat.table,
+    confirmed: Annotated[bool, typer.Option("--confirmed", help="The noise-aware leaderboard from `tunelab confirm`.")] = False,
 ) -> None:
     """Show a study's trials, best first."""
+    if confirmed:
+        _print_confirmation(_existing_study(storage, study))
+        return
     from tunelab.store import StudyPaths, read_study, read_study_tables
     from tunelab.summary import summary_table
 
@@ -285,6 +289,82 @@ def predict(
 def _trial_key(trial: str | None) -> int | str | None:
     """`--trial 7` is a trial number; anything else a trial id."""
     return int(trial) if trial is not None and trial.isdigit() else trial
+
+
+@app.command()
+def confirm(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    top: Annotated[int, typer.Option(min=1, help="Confirm the best K configurations.")] = 3,
+    seeds: Annotated[int, typer.Option(min=2, help="Replicates of each, each with a new seed.")] = 5,
+    resplit: Annotated[bool, typer.Option(help="Also draw a new train/validation split for each replicate.")] = False,
+) -> None:
+    """Retrain the best configurations with new seeds: a leaderboard with intervals, the chance
+    each is the best, and how optimistic the search's scores were."""
+    from tunelab.trust.runners import run_confirm
+
+    run_confirm(storage, study, top=top, seeds=seeds, resplit=resplit, echo=echo)
+    _print_confirmation(_existing_study(storage, study))
+
+
+@app.command()
+def audit(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = DEFAULT_STORAGE_PATH,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Continue N stopped trials (default: about 10 %, at least 4).")] = None,
+    all_stopped: Annotated[bool, typer.Option("--all", help="Continue every stopped trial.")] = False,
+    top: Annotated[int, typer.Option(min=1, help="Judge cuts against the study's top K.")] = 5,
+) -> None:
+    """Continue trials the scheduler stopped to their own end: did it stop a would-be winner?"""
+    from tunelab.trust.report import audit as audit_of
+    from tunelab.trust.runners import run_audit
+
+    if sample is not None and all_stopped:
+        raise BadInputError("give either --sample or --all, not both")
+    run_audit(storage, study, sample=sample, every=all_stopped, echo=echo)
+    found = audit_of(_existing_study(storage, study), top_k=top)
+    assert found is not None
+    report, _ = found
+    _print_frame(f"{study} — rank correlation of each rung's value with the final one", report.per_rung)
+    _print_frame(f"{study} — stopped trials continued", report.audited[
+        ["trial_number", "stop_epoch", "value_at_stop", "best_objective", "epochs", "end", "would_be_top", "margin"]])
+    if not report.baseline.empty:
+        _print_frame(f"{study} — stop every trial at epoch i, keep the best there", report.baseline.drop(columns="pick"))
+    for sentence in report.sentences:
+        echo(sentence)
+
+
+def _existing_study(storage: Path, study: str) -> Any:
+    from tunelab.store import StudyPaths
+
+    paths = StudyPaths.of(storage, study)
+    if not paths.exists():
+        raise BadInputError(f"no study {study!r} in {storage}")
+    return paths
+
+
+def _print_confirmation(paths: Any) -> None:
+    from tunelab.trust.report import confirmation, leaderboard_table
+
+    found = confirmation(paths)
+    if found is None:
+        raise BadInputError(f"study {paths.name!r} has no confirmed configurations; run `tunelab confirm {paths.name}` first")
+    _print_frame(f"{paths.name} — confirmed by {int(found.board['replicates'].max())} seeds, best mean first", leaderboard_table(found))
+    echo(found.sentence)
+
+
+def _print_frame(title: str, frame: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunelab.summary import format_value
+
+    view = Table(title=title)
+    for column in frame.columns:
+        view.add_column(str(column), justify="right")
+    for row in frame.itertuples(index=False):
+        view.add_row(*(format_value(value) for value in row))
+    Console(width=max(170, Console().width)).print(view)
 
 
 jobs_app = typer.Typer(help="Follow studies submitted to a Ray cluster.", no_args_is_help=True)

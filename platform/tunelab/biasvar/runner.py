@@ -4,7 +4,6 @@ their bias–variance decomposition (and learning curves) beside the study's tab
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,48 +77,29 @@ def run_biasvar(
     spec = parse_spec(read_study(paths)["spec_yaml"], f"{paths.study} (spec_yaml)")
     chosen = choose_trials(spec, read_trials(paths), study, trial_ids, top)
 
-    import ray
-
-    from tunelab.local_ray import start_ray
+    from tunelab.ray_tasks import Job, run_jobs
     from tunelab.study import load_study_data
 
     data = load_study_data(spec)
-    start_ray()
-    data_ref = ray.put(data)
-    remote = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
-    round_task = remote(_round_on_device)
-    curve_task = remote(_curve_on_device)
-    device_wanted = spec.resources.gpu > 0
-
-    started = time.monotonic()
-    pending: dict[Any, tuple[str, ChosenTrial, Any]] = {}
+    gpu = spec.resources.gpu > 0
+    jobs = []
     for trial in chosen:
         for index in range(rounds):
-            pending[round_task.remote(trial.plan, data_ref, method, index, device_wanted)] = ("round", trial, index)
+            jobs.append(Job(("round", trial.trial_id, index), f"trial {trial.trial_number} round {index}",
+                            _round_on_device, (trial.plan, method, index, gpu)))
         if learning_curve:
             for fraction in LEARNING_CURVE_FRACTIONS:
-                pending[curve_task.remote(trial.plan, data_ref, fraction, device_wanted)] = ("curve", trial, fraction)
+                jobs.append(Job(("curve", trial.trial_id, fraction), f"trial {trial.trial_number} curve {fraction}",
+                                _curve_on_device, (trial.plan, fraction, gpu)))
     echo(f"biasvar {study}: {len(chosen)} trial(s) × {rounds} {method} rounds"
-         f"{f' + {len(LEARNING_CURVE_FRACTIONS)} learning-curve points' if learning_curve else ''} → {len(pending)} Ray tasks")
-
-    outputs: dict[str, list[np.ndarray]] = {t.trial_id: [] for t in chosen}
-    failures: dict[str, list[str]] = {t.trial_id: [] for t in chosen}
-    curves: list[dict[str, Any]] = []
-    total = len(pending)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        kind, trial, what = pending.pop(done[0])
-        try:
-            value = ray.get(done[0])
-        except Exception as exc:  # a failed round is reported and left out, never stored
-            failures[trial.trial_id].append(f"{kind} {what}: {_last_line(exc)}")
-            echo(f"[{time.monotonic() - started:6.1f}s] trial {trial.trial_number} {kind} {what} failed: {_last_line(exc)}")
-            continue
-        if kind == "round":
-            outputs[trial.trial_id].append(value)
-        else:
-            curves.append({"trial_id": trial.trial_id, "trial_number": trial.trial_number, **value})
-        echo(f"[{time.monotonic() - started:6.1f}s] {total - len(pending)}/{total} done (trial {trial.trial_number} {kind} {what})")
+         f"{f' + {len(LEARNING_CURVE_FRACTIONS)} learning-curve points' if learning_curve else ''} → {len(jobs)} Ray tasks")
+    results, failures = run_jobs(jobs, data, spec.resources.cpu, spec.resources.gpu, echo)
+    numbers = {trial.trial_id: trial.trial_number for trial in chosen}
+    outputs = {trial.trial_id: [results[key] for key in sorted(results) if key[:2] == ("round", trial.trial_id)]
+               for trial in chosen}
+    failed_rounds = {trial.trial_id: sum(1 for key in failures if key[:2] == ("round", trial.trial_id)) for trial in chosen}
+    curves = [{"trial_id": key[1], "trial_number": numbers[key[1]], **value}
+              for key, value in results.items() if key[0] == "curve"]
 
     rows = []
     for trial in chosen:
@@ -131,7 +111,7 @@ def run_biasvar(
             "trial_id": trial.trial_id,
             "trial_number": trial.trial_number,
             "method": method,
-            "failed_rounds": len([f for f in failures[trial.trial_id] if f.startswith("round")]),
+            "failed_rounds": failed_rounds[trial.trial_id],
             "epochs": trial.plan.rules.max_epochs,
             **result.as_row(),
             **{f"param_{name}": value for name, value in trial.params.items()},
@@ -146,22 +126,20 @@ def run_biasvar(
     return table
 
 
-def _round_on_device(plan: TrialPlan, data: Any, method: str, index: int, gpu: bool) -> np.ndarray:
+def _round_on_device(data: Any, plan: TrialPlan, method: str, index: int, gpu: bool) -> np.ndarray:
     return train_round(_on_device(plan, gpu), data, method, index)
 
 
-def _curve_on_device(plan: TrialPlan, data: Any, fraction: float, gpu: bool) -> dict[str, Any]:
+def _curve_on_device(data: Any, plan: TrialPlan, fraction: float, gpu: bool) -> dict[str, Any]:
     return learning_curve_point(_on_device(plan, gpu), data, fraction)
 
 
 def _on_device(plan: TrialPlan, gpu: bool) -> TrialPlan:
     import dataclasses
 
-    import torch
+    from tunelab.ray_tasks import on_device
 
-    torch.set_num_threads(1)
-    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-    return dataclasses.replace(plan, device=device)
+    return dataclasses.replace(plan, device=on_device(1, gpu))
 
 
 def _task_of(spec: Spec, data: Any) -> str:
@@ -172,8 +150,3 @@ def _task_of(spec: Spec, data: Any) -> str:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__

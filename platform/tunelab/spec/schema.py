@@ -96,6 +96,22 @@ class BiasVarSpec(StrictModel):
     learning_curve: bool = True
 
 
+class ConfirmSpec(StrictModel):
+    """Run `tunelab confirm` on the best configurations when the study ends."""
+
+    top: int = Field(default=3, ge=1)
+    seeds: int = Field(default=5, ge=2, le=1000)
+    resplit: bool = False
+
+
+class AuditSpec(StrictModel):
+    """Run `tunelab audit` on trials the scheduler stopped when the study ends."""
+
+    sample: int | None = Field(default=None, ge=1)  # None: about 10 % of them, at least 4
+    all: bool = False
+    top: int = Field(default=5, ge=1)
+
+
 class Resources(StrictModel):
     cpu: float = Field(default=1, gt=0)
     gpu: float = Field(default=0, ge=0)
@@ -114,6 +130,8 @@ class Spec(StrictModel):
     budget: Budget = Budget()
     resources: Resources = Resources()
     biasvar: BiasVarSpec | None = None
+    confirm: ConfirmSpec | None = None
+    audit: AuditSpec | None = None
 
     _shorthand = field_validator("dataset", "model", "searcher", "scheduler", mode="before")(_name_shorthand)
 

@@ -12,6 +12,9 @@ TRIALS_TABLE = "trials.parquet"
 EPOCHS_FOLDER = "epochs"  # append-only part files: the writer never rewrites epoch rows
 BIASVAR_TABLE = "biasvar.parquet"  # written by `tunelab biasvar`
 LEARNING_CURVES_TABLE = "learning_curves.parquet"  # likewise
+CONFIRM_TABLE = "confirm.parquet"  # written by `tunelab confirm`: one row per (trial, replicate)
+AUDIT_TABLE = "audit.parquet"  # written by `tunelab audit`: one row per continued trial
+AUDIT_EPOCHS_TABLE = "audit_epochs.parquet"  # and one per epoch of each continued trial
 # What the study fitted on its training rows (scaling, categories, class names), as JSON.
 PREPROCESSING_FILE = "preprocessing.json"
 
