@@ -286,3 +286,12 @@ def test_own_data_prints_reading_costs_and_the_time_to_the_first_trial(tmp_path:
     study = re.search(r"first epoch stored ([\d.]+) s after .* driver peak memory ([\d.]+) GB", rows["study"])
     assert study and float(study.group(1)) > 0 and float(study.group(2)) > 0, rows["study"]
     assert (tmp_path / "big.csv").stat().st_size > 1_000_000
+
+
+def test_startup_prints_each_command_against_importing_pandas(tmp_path: Path) -> None:
+    import re
+
+    output = run_bench("startup.py", tmp_path)
+    assert re.search(r'python -c "import pandas"\s+[\d.]+ s\s+1\.00×', output)
+    for command in ("tunelab --help", "tunelab studies", "tunelab results", "tunelab validate quickstart.yaml"):
+        assert re.search(rf"{re.escape(command)}\s+[\d.]+ s\s+[\d.]+×\s+\((within|over) 2\.5×\)", output), command

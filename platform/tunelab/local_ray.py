@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from tunelab.spec import Spec
+if TYPE_CHECKING:  # the spec imports every registry (torch, Optuna, Ray); a command that trains nothing must not
+    from tunelab.spec import Spec
 
 # Concurrent trials asked for when the cluster has no room yet (autoscaling from zero workers).
 AUTOSCALING_CONCURRENCY = 8
