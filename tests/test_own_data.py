@@ -512,8 +512,24 @@ def test_the_dashboard_labels_a_users_classes_by_name(table_study: Path, monkeyp
     ],
 )
 def test_a_study_on_each_kind_of_user_data_learns(
-    kind: str, make: Callable[[Path], dict[str, Any]], sane: float, ray_runtime: None, tmp_path: Path
+    kind: str, make: Callable[[Path], dict[str, Any]], sane: float, ray_runtime: None, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     trials = study_on(make(tmp_path), tmp_path / "store", f"own-{kind}", model={"name": "mlp", "width": 32, "depth": 2})
     assert len(trials) == 4
     assert trials["objective"].max() > sane
+    if kind == "loader":
+        return
+    # The tuned model predicts files of the same kind: a folder of images, a .npz of x.
+    source = tmp_path / "photos" if kind == "images" else tmp_path / "signals.npz"
+    code, out, err = run_cli(["predict", f"own-{kind}", str(source), "-o", str(tmp_path / "predicted.csv"),
+                              "--storage", str(tmp_path / "store")], capsys)
+    assert code == 0, err
+    predicted = pd.read_csv(tmp_path / "predicted.csv")
+    if kind == "images":
+        truth = predicted["file"].str.split("/").str[0]  # the class folder
+        assert set(predicted.columns) >= {"file", "prediction", "probability_bright_top", "probability_dark_top"}
+    else:
+        truth = pd.Series(np.load(source)["y"]).astype(str)
+        assert list(predicted["row"]) == list(range(len(truth)))
+    assert len(predicted) == len(truth) and (predicted["prediction"].astype(str) == truth).mean() > sane - 0.05
