@@ -315,7 +315,8 @@ def main() -> None:
     parser.add_argument("--epochs-per-trial", type=int, default=500)
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--step-seconds", type=float, default=0.05, help="study time between two results")
-    parser.add_argument("--busy", type=int, help="processes keeping cores busy (default: one per core; 0 with --study)")
+    parser.add_argument("--busy", type=int, help="processes keeping cores busy (default: one per core; with --study 0: Ray "
+                        "runs trials at a lower priority, and busy processes would starve them, not the driver)")
     parser.add_argument("--study", type=Path, help="time the callbacks of a real study of this experiment file")
     parser.add_argument("--num-samples", type=int, help="with --study: its number of trials")
     args = parser.parse_args()
