@@ -22,8 +22,10 @@ from tunelab.errors import BadInputError
 INLINE_DATA_FOLDER = ".tunelab-data"
 SPLIT_COLUMN = "__tunelab_split__"
 DEFAULT_TARGET = "target"
-# Data set options that describe the data rather than name it: kept from the experiment.
-KEPT_OPTIONS = ("task", "missing", "categorical", "features")
+# Data set options that say how to read or split the data rather than where it is: kept from
+# the experiment's dataset section.
+KEPT_OPTIONS = ("task", "missing", "categorical", "features", "validation_fraction", "test_fraction", "seed",
+                "max_train_samples")
 
 XY = tuple[Any, Any]
 
@@ -69,8 +71,7 @@ def dataset_section(data: Any, storage: Path, declared: dict[str, Any] | None) -
     section["path"] = str(path)
     if tabular and len(parts) > 1:
         section["split"] = {"column": SPLIT_COLUMN}
-    section.update({key: value for key, value in declared.items() if key in KEPT_OPTIONS or not tabular and key == "missing"})
-    section.update({key: value for key, value in declared.items() if key in ("validation_fraction", "test_fraction", "seed", "max_train_samples")})
+    section.update({key: value for key, value in declared.items() if key in KEPT_OPTIONS})
     return section, path if created else None
 
 

@@ -31,8 +31,9 @@ def run_jobs(
     tasks: dict[Callable[..., Any], Any] = {}
     pending = {}
     for job in jobs:
-        task = tasks.setdefault(job.function, remote(job.function))
-        pending[task.remote(data_ref, *job.args)] = job
+        if job.function not in tasks:
+            tasks[job.function] = remote(job.function)
+        pending[tasks[job.function].remote(data_ref, *job.args)] = job
     started = time.monotonic()
     results: dict[Any, Any] = {}
     failures: dict[Any, str] = {}
