@@ -252,11 +252,24 @@ TrialOption = Annotated[Optional[str], typer.Option("--trial", help="Trial numbe
 @app.command()
 def export(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="New folder for the bundle.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="New folder for the model bundle.")] = None,
     storage: StorageOption = DEFAULT_STORAGE_PATH,
     trial: TrialOption = None,
+    optuna: Annotated[Optional[str], typer.Option(
+        "--optuna", help="Write the study as an Optuna study instead: a journal file, or a database URL (sqlite:///x.db)."
+    )] = None,
 ) -> None:
-    """Write a trial's trained model (default: the best) as a bundle that predicts without the study."""
+    """Write a trial's trained model (default: the best) as a bundle that predicts without the
+    study, or (--optuna) the whole study as an Optuna study that optuna-dashboard opens."""
+    if (output is None) == (optuna is None):
+        raise BadInputError("give -o DIR (the model bundle) or --optuna FILE_OR_URL (the study for Optuna), one of them")
+    if optuna is not None:
+        from tunelab.optuna_export import export_to_optuna
+
+        name, count = export_to_optuna(_existing_study(storage, study), optuna)
+        echo(f"exported {count} trials of {study} to {optuna} as Optuna study {name!r}; "
+             f"open it with `optuna-dashboard {optuna}` or optuna.load_study(study_name={name!r}, storage=...)")
+        return
     from tunelab.stored_study import Study
 
     chosen = Study.load(study, storage)
