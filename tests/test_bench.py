@@ -35,6 +35,7 @@ def table_rows(output: str, first_words: set[str]) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in output.splitlines() if line.split()[:1] and line.split()[0] in first_words}
 
 
+@pytest.mark.ray  # Ray Tune studies in a subprocess
 def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
     output = run_bench("overhead.py", tmp_path)
     assert "pure trial time (in-process, one thread):" in output
@@ -66,6 +67,7 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
             assert low - half <= float(share) <= high + half, (way, share, steady, ceiling)
 
 
+@pytest.mark.ray  # Ray Tune studies in a subprocess
 def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     output = run_bench("search.py", tmp_path)
     methods = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna")
@@ -257,6 +259,7 @@ def test_driver_callbacks_prints_each_windows_cost_per_result(tmp_path: Path) ->
     assert (tmp_path / "bench-study" / "epochs").is_dir(), "--keep keeps the simulated study's store"
 
 
+@pytest.mark.ray  # Ray Tune studies in a subprocess
 def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> None:
     # No GPU here: the smoke mode declares one logical GPU, which Ray schedules exactly like a
     # real one (trials then train on the CPU). What it checks is the packing and the figures.
@@ -295,3 +298,12 @@ def test_startup_prints_each_command_against_importing_pandas(tmp_path: Path) ->
     assert re.search(r'python -c "import pandas"\s+[\d.]+ s\s+1\.00×', output)
     for command in ("tunelab --help", "tunelab studies", "tunelab results", "tunelab validate quickstart.yaml"):
         assert re.search(rf"{re.escape(command)}\s+[\d.]+ s\s+[\d.]+×\s+\((within|over) 2\.5×\)", output), command
+
+
+def test_fused_prints_one_at_a_time_against_fused(tmp_path: Path) -> None:
+    import re
+
+    output = run_bench("fused.py", tmp_path)
+    row = re.search(r"^\s+4\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×\s+([\d.]+)$", output, re.MULTILINE)
+    assert row, output
+    assert all(float(value) > 0 for value in row.groups())
