@@ -89,9 +89,10 @@ def test_run_writes_the_same_tables_as_the_cli(
     assert code == 0, err
     cli = StudyPaths.of(storage, "cli-digits")
     api_trials, cli_trials = digits_study.trials, read_trials(cli).sort_values("trial_number")
-    assert list(api_trials.columns) == list(cli_trials.columns)
-    # The same seeded random searcher: the same configurations, in the same order.
-    np.testing.assert_allclose(api_trials["param_learning_rate"], cli_trials["param_learning_rate"])
+    assert set(api_trials.columns) == set(cli_trials.columns)
+    # The same seeded random searcher: the same configurations (which trial number each gets
+    # depends on which of two concurrent trials Ray starts first).
+    np.testing.assert_allclose(sorted(api_trials["param_learning_rate"]), sorted(cli_trials["param_learning_rate"]))
     assert sorted(read_study(cli)) == sorted(digits_study.info)
     assert (cli.root / "preprocessing.json").read_text() == digits_study.paths.preprocessing.read_text()
 
