@@ -39,7 +39,8 @@ def status_colour(status: Any) -> str:
     return STATUS_COLOURS.get(str(status), "#8c564b")
 
 
-def _layout(figure: go.Figure, x_title: str, y_title: str, height: int = 420) -> go.Figure:
+def styled(figure: go.Figure, x_title: str, y_title: str, height: int = 420) -> go.Figure:
+    """Every chart's axes titles, height, margins and legend (the Trust page's charts too)."""
     figure.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -72,7 +73,7 @@ def optimisation_history(history: pd.DataFrame, metric: str) -> go.Figure:
             line={"color": "black", "shape": "hv", "width": 2},
         )
     )
-    return _layout(figure, "trial", metric)
+    return styled(figure, "trial", metric)
 
 
 def _joined_lines(curves: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any]]:
@@ -118,7 +119,7 @@ def epoch_curves(curves: pd.DataFrame, stops: pd.DataFrame, rungs: list[int], me
             annotation_text=f"rung {rung}", annotation_position="top", annotation_font_size=10,
         )
     figure.update_yaxes(type="log" if log_y else "linear")
-    return _layout(figure, "epoch", metric, height=480)
+    return styled(figure, "epoch", metric, height=480)
 
 
 def train_val(curves: pd.DataFrame, kind: str, best_epoch: int, stop_epoch: Any) -> go.Figure:
@@ -139,7 +140,7 @@ def train_val(curves: pd.DataFrame, kind: str, best_epoch: int, stop_epoch: Any)
             x=int(stop_epoch), line={"color": "#555", "dash": "dot"},
             annotation_text=f"stopped {int(stop_epoch)}", annotation_position="top right",
         )
-    return _layout(figure, "epoch", kind, height=380)
+    return styled(figure, "epoch", kind, height=380)
 
 
 def fit_map(diagnosis: pd.DataFrame, thresholds: tuple[float, float] | None) -> go.Figure:
@@ -160,7 +161,7 @@ def fit_map(diagnosis: pd.DataFrame, thresholds: tuple[float, float] | None) -> 
                 ),
             )
         )
-    return _layout(figure, "training error at best epoch (bias)", "validation − training error (variance)", height=460)
+    return styled(figure, "training error at best epoch (bias)", "validation − training error (variance)", height=460)
 
 
 def _shade_regions(figure: go.Figure, diagnosis: pd.DataFrame, bias: float, variance: float) -> None:
@@ -192,7 +193,7 @@ def validation_curve(curve: pd.DataFrame, param: str) -> go.Figure:
         )
     if wants_log_axis(curve["value"]):
         figure.update_xaxes(type="log")
-    return _layout(figure, param, "error at best epoch", height=380)
+    return styled(figure, param, "error at best epoch", height=380)
 
 
 def importance(frame: pd.DataFrame, method: str) -> go.Figure:
@@ -202,7 +203,7 @@ def importance(frame: pd.DataFrame, method: str) -> go.Figure:
                hovertemplate="%{y}: %{x:.1%}<extra></extra>")
     )
     figure.update_xaxes(tickformat=".0%")
-    return _layout(figure, f"share of the objective's variation ({method})", "", height=max(240, 60 + 40 * len(frame)))
+    return styled(figure, f"share of the objective's variation ({method})", "", height=max(240, 60 + 40 * len(frame)))
 
 
 def parallel_coordinates(frame: pd.DataFrame, metric: str, mode: str) -> go.Figure:
@@ -260,7 +261,7 @@ def slice_plot(points: pd.DataFrame, param: str, metric: str) -> go.Figure:
     if not categorical and wants_log_axis(points["value"]):
         figure.update_xaxes(type="log")
     figure.update_layout(showlegend=False)
-    return _layout(figure, param, metric, height=300)
+    return styled(figure, param, metric, height=300)
 
 
 def compared_curves(curves: pd.DataFrame, kind: str, labels: dict[str, str]) -> go.Figure:
@@ -278,7 +279,7 @@ def compared_curves(curves: pd.DataFrame, kind: str, labels: dict[str, str]) -> 
                     line={"color": colour, "dash": dash}, legendgroup=label,
                 )
             )
-    return _layout(figure, "epoch", kind, height=400)
+    return styled(figure, "epoch", kind, height=400)
 
 
 def confusion(matrix: np.ndarray, class_names: list[str] | None = None) -> go.Figure:
@@ -292,7 +293,7 @@ def confusion(matrix: np.ndarray, class_names: list[str] | None = None) -> go.Fi
     # every class labelled: Plotly would thin out the ticks of a 10-class matrix
     figure.update_xaxes(tickmode="array", tickvals=classes)
     figure.update_yaxes(autorange="reversed", tickmode="array", tickvals=classes)
-    return _layout(figure, "predicted class", "true class", height=360)
+    return styled(figure, "predicted class", "true class", height=360)
 
 
 def decomposition_bars(table: pd.DataFrame) -> go.Figure:
@@ -312,7 +313,7 @@ def decomposition_bars(table: pd.DataFrame) -> go.Figure:
     figure.add_trace(go.Scatter(x=labels, y=rows["expected_loss"], mode="markers", name="expected loss",
                                 marker={"symbol": "diamond", "size": 12, "color": "black"}))
     figure.update_layout(barmode="relative")  # net variance can be negative: it stacks below zero
-    return _layout(figure, "", "0-1 loss" if zero_one else "squared error", height=380)
+    return styled(figure, "", "0-1 loss" if zero_one else "squared error", height=380)
 
 
 def learning_curves(curves: pd.DataFrame) -> go.Figure:
@@ -322,4 +323,4 @@ def learning_curves(curves: pd.DataFrame) -> go.Figure:
         for column, name, dash in (("train_error", "training", "dash"), ("val_error", "validation", "solid")):
             figure.add_trace(go.Scatter(x=trial["train_samples"], y=trial[column], mode="lines+markers",
                                         name=f"trial {number} {name}", line={"dash": dash}))
-    return _layout(figure, "training examples", "error", height=380)
+    return styled(figure, "training examples", "error", height=380)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from tunelab_dashboard.charts import _layout
+from tunelab_dashboard.charts import styled
 
 
 def leaderboard(board: pd.DataFrame, metric: str) -> go.Figure:
@@ -20,14 +20,14 @@ def leaderboard(board: pd.DataFrame, metric: str) -> go.Figure:
     figure.add_trace(go.Scatter(x=board["search_score"], y=labels, mode="markers", name="search score",
                                 marker={"symbol": "x", "size": 10}, hovertemplate="%{y}: searched %{x:.4g}<extra></extra>"))
     figure.update_yaxes(autorange="reversed")
-    return _layout(figure, metric, "configuration", height=160 + 40 * len(board))
+    return styled(figure, metric, "configuration", height=160 + 40 * len(board))
 
 
 def best_probability(board: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Bar(x=[f"trial {n}" for n in board["trial_number"]], y=board["p_best"],
                               hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
     figure.update_yaxes(range=[0, 1])
-    return _layout(figure, "configuration", "probability of being the best", height=320)
+    return styled(figure, "configuration", "probability of being the best", height=320)
 
 
 def rung_scatter(points: pd.DataFrame, metric: str) -> go.Figure:
@@ -39,7 +39,7 @@ def rung_scatter(points: pd.DataFrame, metric: str) -> go.Figure:
             marker={"symbol": "x" if audited else "circle", "size": 9},
             text=[f"trial {n}" for n in rows["trial_number"]], hovertemplate="%{text}: %{x:.4g} → %{y:.4g}<extra></extra>",
         ))
-    return _layout(figure, f"{metric} at the rung", f"final {metric}", height=420)
+    return styled(figure, f"{metric} at the rung", f"final {metric}", height=420)
 
 
 def continued_curves(curves: pd.DataFrame, stops: pd.DataFrame, metric: str) -> go.Figure:
@@ -55,4 +55,4 @@ def continued_curves(curves: pd.DataFrame, stops: pd.DataFrame, metric: str) -> 
         at_stop = before[before["epoch"] == stop]
         figure.add_trace(go.Scatter(x=at_stop["epoch"], y=at_stop[metric], mode="markers", marker={"symbol": "x", "size": 10},
                                     legendgroup=label, showlegend=False, hovertemplate=f"{label} stopped at epoch %{{x}}<extra></extra>"))
-    return _layout(figure, "epoch", metric, height=420)
+    return styled(figure, "epoch", metric, height=420)
