@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -132,3 +134,138 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = int(exited.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+# ---- the fast path: every test that starts Ray is marked `ray`, and a run without one proves it ----
+
+# Fixtures that start Ray in this process. A test that uses one, directly or through another
+# fixture (a session study, say), is marked `ray` without saying so; a test that starts Ray any
+# other way (a `tunelab run` subprocess, a Ray head, `ray.cluster_utils`) says `pytest.mark.ray`.
+RAY_FIXTURES = frozenset({"ray_runtime"})
+# The processes every Ray start spawns once per node (`comm` names, as /proc and ps show them).
+RAY_NODE_PROCESSES = frozenset({"raylet", "gcs_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RAY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ray)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run that selected no `ray` test (`make test-fast`, `-m "not ray"`, one light file) must not
+    start Ray: the guard fails, by name, every test in it that does."""
+    if session.items and not session.config.option.collectonly and not any(
+            item.get_closest_marker("ray") for item in session.items):
+        session.config.pluginmanager.register(RayGuard(), "tunelab-ray-guard")
+
+
+def ray_processes_below(root: int) -> list[tuple[int, str]]:
+    """Ray's node processes (raylet, gcs_server) descended from process `root`, read from /proc
+    (a `tunelab run` subprocess's Ray is a grandchild); none where there is no /proc."""
+    parents: dict[int, int] = {}
+    found: list[tuple[int, str]] = []
+    try:
+        entries = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return []
+    for pid_text in entries:
+        try:
+            with open(f"/proc/{pid_text}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue  # ended meanwhile
+        # "pid (comm) state ppid ...": comm may itself hold spaces and parentheses.
+        name = stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")
+        parents[int(pid_text)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+        if name in RAY_NODE_PROCESSES:
+            found.append((int(pid_text), name))
+
+    def descends(pid: int) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return [(pid, name) for pid, name in found if descends(pid)]
+
+
+class RayGuard:
+    """Watches a run that selected no `ray` test for Ray starting: in this process (`ray.init`)
+    or below it (a raylet or gcs_server among its descendants, polled while tests run and checked
+    again after each test phase). The test running when it starts fails, naming what was seen."""
+
+    POLL_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current = "between tests"
+        self.ray_was_up = False
+        self.seen: set[int] = set()
+        self.blamed: dict[str, list[str]] = {}
+        self.offenders: dict[str, list[str]] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.watch, name="tunelab-ray-guard", daemon=True)
+        self.thread.start()
+
+    def look(self) -> None:
+        with self.lock:
+            found = []
+            ray_module = sys.modules.get("ray")
+            up = bool(ray_module is not None and getattr(ray_module, "is_initialized", lambda: False)())
+            if up and not self.ray_was_up:
+                found.append("ray initialised in the pytest process")
+            self.ray_was_up = up
+            for pid, name in ray_processes_below(os.getpid()):
+                if pid not in self.seen:
+                    self.seen.add(pid)
+                    found.append(f"{name} (pid {pid})")
+            if found:
+                self.blamed.setdefault(self.current, []).extend(found)
+
+    def watch(self) -> None:
+        while not self.stopped.wait(self.POLL_SECONDS):
+            self.look()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
+        self.look()  # whatever started before this test is not its doing
+        with self.lock:
+            self.current = item.nodeid
+        yield
+        with self.lock:
+            self.current = "between tests"
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        outcome = yield
+        self.look()
+        with self.lock:
+            seen = self.blamed.pop(item.nodeid, None)
+        if not seen:
+            return
+        self.offenders.setdefault(item.nodeid, []).extend(seen)
+        report = outcome.get_result()
+        message = (f"{item.nodeid} started Ray ({', '.join(seen)}) in a run that selected no `ray` test: "
+                   "mark it `@pytest.mark.ray` (a test using the `ray_runtime` fixture is marked by itself)")
+        report.longrepr = f"{report.longreprtext}\n\n{message}" if report.failed else message
+        report.outcome = "failed"
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.look()
+        for where, seen in self.blamed.items():
+            self.offenders.setdefault(where, []).extend(seen)
+        if self.offenders:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.offenders:
+            terminalreporter.section("Ray started in a run that selected no `ray` test", red=True)
+            for where, seen in self.offenders.items():
+                terminalreporter.write_line(f"{where}: {', '.join(seen)}")

@@ -169,6 +169,7 @@ def test_search_sweep_times_other_targets_from_the_same_studies(monkeypatch: pyt
     assert unreached.startswith("  0.5: random 12.0 · tpe+asha never (3 never) never (never–never)")
 
 
+@pytest.mark.ray  # Ray Tune studies in a subprocess
 def test_search_to_target_ends_each_study_at_its_first_trial_above_the_target(tmp_path: Path) -> None:
     from tunelab.store import StudyPaths, read_trials
 
