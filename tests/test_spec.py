@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 from conftest import REPO, SMALL_STUDY, run_cli, small_study
 from tunelab.errors import SpecError
@@ -21,6 +22,12 @@ d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
 e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
 name: bomb
 """
+
+
+# SMALL_STUDY as text with `train.max_epochs` written a second time two lines further down.
+STUDY_TEXT = yaml.safe_dump(small_study(), sort_keys=False)
+MAX_EPOCHS_LINE = STUDY_TEXT.splitlines().index("  max_epochs: 6") + 1
+KEY_GIVEN_TWICE = STUDY_TEXT.replace("  max_epochs: 6\n", "  max_epochs: 6\n  seed: 0\n  max_epochs: 12\n")
 
 
 def replaced(**sections: Any) -> dict[str, Any]:
@@ -78,6 +85,10 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("accuracy goal above 1", small_study(objective={"metric": "val_acc", "goal": 96}), "objective.goal", "expected a goal in that range, got 96"),
     ("negative loss goal", small_study(objective={"metric": "val_loss", "goal": -0.1}), "objective.goal", "expected a goal of at least 0, got -0.1"),
     ("goal not a number", small_study(objective={"metric": "val_acc", "goal": "high"}), "objective.goal", "valid number"),
+    ("key given twice", KEY_GIVEN_TWICE, "train.max_epochs", f"given twice (lines {MAX_EPOCHS_LINE} and {MAX_EPOCHS_LINE + 2}); expected it once"),
+    ("tag that cannot read its value", STUDY_TEXT.replace("max_epochs: 6", "max_epochs: !!int six"), "", "cannot read 'six' as !!int"),
+    ("nesting deeper than any study", STUDY_TEXT.replace("description: test study", "description: " + "[" * 3000 + "]" * 3000), "", "nested deeper than 50 levels"),
+    ("a choice value that is a mapping", space_with(optimizer={"type": "choice", "values": ["sgd", {"adam": 1}]}), "search_space.optimizer.values.1", "expected a number, text, true/false or null, got a mapping"),
 ]
 
 

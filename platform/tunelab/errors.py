@@ -9,6 +9,27 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+# What str.splitlines() breaks a line at: a message holding one would print as several lines.
+_LINE_BREAKS = {ord(char): repr(char)[1:-1] for char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+MAX_MESSAGE_CHARS = 1000
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks written as escapes (`\\n`) and cut at MAX_MESSAGE_CHARS: a
+    key or a path from a file can hold a line break, a value can be a megabyte long, and the
+    message that quotes them must still print as one readable line."""
+    return _cut(text.translate(_LINE_BREAKS), MAX_MESSAGE_CHARS)
+
+
+def shown_value(value: object, limit: int = 60) -> str:
+    """A value from a file as a message quotes it: its repr, cut short."""
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class TunelabError(Exception):
     """Something went wrong that the user can act on; the message says what to change."""
 
@@ -29,7 +50,7 @@ class SpecError(BadInputError):
         self.field = field
         self.message = message
         where = f"{source}: {field}: " if field else f"{source}: "
-        super().__init__(where + message)
+        super().__init__(one_line(where + message))
 
 
 class StoreError(TunelabError):

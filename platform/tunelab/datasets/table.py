@@ -54,6 +54,10 @@ class Table(DataSet):
             value = params[option]
             if value is not None and not (value and all(isinstance(item, str) for item in value)):
                 raise DataError(option, f"expected a non-empty list of column names, got {value!r}")
+            # A column read twice would be two columns of one name, which the table cannot hold.
+            twice = next((name for index, name in enumerate(value or []) if name in value[:index]), None)
+            if twice is not None:
+                raise DataError(option, f"column {twice!r} is listed twice; expected each column once")
         split = params["split"]
         if split is not None and (set(split) != {"column"} or not isinstance(split["column"], str)):
             raise DataError("split", f"expected {{column: NAME}}, got {split!r}")

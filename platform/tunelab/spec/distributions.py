@@ -9,20 +9,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from tunelab.spec.strict import StrictModel
 
 if TYPE_CHECKING:
     import optuna
 
-Scalar = Union[bool, int, float, str, None]
+SCALAR_TYPES = (bool, int, float, str, type(None))
+# What YAML wrote for a value that is not a scalar, in its own words.
+_KINDS = {"dict": "a mapping", "list": "a list", "set": "a set", "bytes": "binary data", "date": "a date", "datetime": "a date and time"}
+
+
+def _scalar(value: Any) -> Any:
+    # Checked before pydantic tries each member of the union: one error at the value's own
+    # place, instead of one per member at `values.0.bool`, `values.0.int`, ...
+    if not isinstance(value, SCALAR_TYPES):
+        raise ValueError(f"expected a number, text, true/false or null, got {_KINDS.get(type(value).__name__, type(value).__name__)}")
+    return value
+
+
+def _scalar_or_scalars(value: Any) -> Any:
+    for item in value if isinstance(value, list) else [value]:
+        _scalar(item)
+    return value
+
+
+Scalar = Annotated[Union[bool, int, float, str, None], BeforeValidator(_scalar)]
 
 
 class _Distribution(StrictModel):
     # Sample this parameter only when every named parameter has one of the listed values,
     # e.g. `when: {optimizer: sgd}` for momentum.
-    when: dict[str, Union[Scalar, list[Scalar]]] | None = None
+    when: dict[str, Annotated[Union[Scalar, list[Scalar]], BeforeValidator(_scalar_or_scalars)]] | None = None
 
     def condition_values(self) -> dict[str, list[Scalar]]:
         return {name: value if isinstance(value, list) else [value] for name, value in (self.when or {}).items()}

@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunelab.errors import SpecError
+from tunelab.errors import SpecError, shown_value
 from tunelab.spec.checks import did_you_mean, validate_spec
 from tunelab.spec.distributions import DISTRIBUTION_TYPES, DISTRIBUTIONS_BY_TYPE
 from tunelab.spec.schema import Spec
+from tunelab.spec.yaml_loader import MAX_DEPTH, DuplicateKeyError, load_yaml
 
 # An experiment file has tens of values. The bound stops alias bombs ("billion laughs"),
 # which safe_load builds cheaply as shared references but which explode when walked.
@@ -58,7 +59,9 @@ def parse_spec(
 def parse_document(text: str, source: str) -> dict[str, Any]:
     """YAML text → the experiment as plain data (a mapping), not yet validated."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(source, _dotted(exc.field), f"{exc.problem}; expected it once") from None
     except yaml.YAMLError as exc:
         raise SpecError(source, "", _yaml_problem(exc)) from None
     if not isinstance(document, dict):
@@ -97,17 +100,20 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _check_size(document: Any, source: str) -> None:
-    count, stack = 0, [document]
+    """Bound the values and the depth before anything recursive (deepcopy, pydantic) walks
+    them: a caller's dict, or YAML's sets and pairs, are not bounded by the YAML loader."""
+    count, stack = 0, [(document, 0)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > MAX_VALUES:
             raise SpecError(source, "", f"more than {MAX_VALUES} values (YAML aliases expanding?); expected a small experiment file")
+        if depth > MAX_DEPTH:
+            raise SpecError(source, "", f"nested deeper than {MAX_DEPTH} levels; expected a small experiment file")
         if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((child, depth + 1) for child in (*node.keys(), *node.values()))
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend((child, depth + 1) for child in node)
 
 
 def _set_path(document: dict[str, Any], dotted: str, value: Any) -> None:
@@ -126,7 +132,7 @@ def _first_problem(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     error = errors[0]
     loc = _clean_location(error["loc"])
-    field = ".".join(str(part) for part in loc)
+    field = _dotted(loc)
     kind, given = error["type"], error.get("input")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     if kind == "extra_forbidden":
@@ -136,18 +142,26 @@ def _first_problem(exc: ValidationError) -> tuple[str, str]:
         return field, f"required field is missing{more}"
     if kind == "union_tag_invalid":
         tag = error.get("ctx", {}).get("tag", given)
-        return f"{field}.type", f"unknown type {tag!r}{did_you_mean(str(tag), DISTRIBUTION_TYPES)}; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
+        return f"{field}.type", f"unknown type {shown_value(tag)}{did_you_mean(str(tag), DISTRIBUTION_TYPES)}; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
     if kind == "union_tag_not_found":
         return f"{field}.type", f"required field is missing; expected one of {', '.join(DISTRIBUTION_TYPES)}{more}"
+    if kind == "invalid_key" or loc[-1:] == ("[key]",):  # a key that is a number, true/false or null
+        place = loc if kind == "invalid_key" else loc[:-1]
+        return _dotted(place), f"expected a name (text) as the key, got {shown_value(given)}{more}"
     message = error["msg"]
     if message.startswith("Input should be a valid"):
         message = message.split(",")[0]  # drop pydantic's "unable to parse string as ..."
+        message = message.replace(" or instance of " + str(error.get("ctx", {}).get("class_name", "")), "")
     for prefix in ("Value error, ", "Input should be "):
         if message.startswith(prefix):
             message = ("expected " if prefix.startswith("Input") else "") + message[len(prefix):]
     if kind != "value_error" and not isinstance(given, (dict, list)):
-        message += f", got {given!r}"
+        message += f", got {shown_value(given)}"
     return field, message[0].lower() + message[1:] + more
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in path)
 
 
 def _clean_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -12,6 +12,11 @@ from tunelab.spec.strict import ComponentModel, OptionsModel, StrictModel
 
 # A study name becomes a folder name: no separators, no leading dot, nothing like `../x`.
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# NumPy and Optuna take seeds in [0, 2**32): a seed beyond would pass here and fail once the
+# study runs. The training seed stays below 2**31, leaving room for the seeds derived from it
+# (one per bias/variance round or replicate).
+SEED_LIMIT = 2**32
+TRAIN_SEED_LIMIT = 2**31
 
 
 def _name_shorthand(value: Any) -> Any:
@@ -22,7 +27,7 @@ def _name_shorthand(value: Any) -> Any:
 class DatasetSpec(ComponentModel):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     # Train on a seeded random subset of the training split (validation/test unchanged),
     # e.g. to show what dropout does for a small training set.
     max_train_samples: int | None = Field(default=None, ge=2)
@@ -40,7 +45,7 @@ class ModelSpec(ComponentModel):
 
 class SearcherSpec(ComponentModel):
     name: str = "tpe"
-    seed: int | None = 0
+    seed: int | None = Field(default=0, ge=0, lt=SEED_LIMIT)
 
 
 class SchedulerSpec(ComponentModel):
@@ -69,7 +74,7 @@ class TrainSpec(OptionsModel):
 
     max_epochs: int = Field(default=20, ge=1, le=100_000)
     early_stopping: EarlyStopping = EarlyStopping()
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=TRAIN_SEED_LIMIT)
     # A trial saves a checkpoint once this much training time has passed since its last one,
     # and always when it ends: a crash loses at most this long of work per trial, and short
     # epochs do not pay for a checkpoint each. 0: every epoch.
@@ -113,8 +118,8 @@ class AuditSpec(StrictModel):
 
 
 class Resources(StrictModel):
-    cpu: float = Field(default=1, gt=0)
-    gpu: float = Field(default=0, ge=0)
+    cpu: float = Field(default=1, gt=0, allow_inf_nan=False)
+    gpu: float = Field(default=0, ge=0, allow_inf_nan=False)
 
 
 class Spec(StrictModel):
