@@ -46,6 +46,17 @@ def test_on_the_noisy_sine_bias_variance_and_noise_add_up_to_the_measured_error(
     assert result.expected_loss == pytest.approx(result.bias + result.variance, rel=1e-9)
 
 
+# Bias falls while the model underfits the sine, then levels off: (2, 64) and (6, 128) both fit
+# it, and which of their biases is lower is floating-point chance. Over twelve repetitions with
+# the training inputs nudged by a float32 rounding step (what another CPU's kernels do), depth 0
+# and (1, 8) gave the same bias each time (0.2188, 0.1131), (2, 64) 0.0622-0.0664 and (6, 128)
+# 0.0521-0.0647: the deepest minus (2, 64) ran from -0.012 to +0.003, standard deviation 0.004,
+# and a clean clone once measured +0.010 (a strict fall failed there, and in 2 of the 12). So
+# the fall is claimed where it is ten times that spread (0.047 at the least), and the deepest
+# may not rise above (2, 64) by more than four of those deviations.
+LEVELLED_BIAS_TOLERANCE = 0.016
+
+
 def test_with_capacity_bias_falls_and_variance_rises() -> None:
     data = noisy_sine(3000, 30)  # a small training set makes variance visible
     capacities = [(0, 1), (1, 8), (2, 64), (6, 128)]
@@ -53,7 +64,9 @@ def test_with_capacity_bias_falls_and_variance_rises() -> None:
                for d, w in capacities]
     biases = [r.bias_clean for r in results]
     variances = [r.variance for r in results]
-    assert all(later < earlier for earlier, later in zip(biases, biases[1:])), biases
+    underfitting, levelled = biases[:3], biases[2:]
+    assert all(later < earlier for earlier, later in zip(underfitting, underfitting[1:])), biases
+    assert levelled[1] < levelled[0] + LEVELLED_BIAS_TOLERANCE, biases
     assert variances[-1] > 2 * variances[0], variances
     assert np.corrcoef(range(len(variances)), variances)[0, 1] > 0.8, variances
 
