@@ -7,8 +7,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tunelab.store.layout import DEFAULT_STORAGE
+
 STORAGE_ENV = "TUNELAB_STORAGE"
-DEFAULT_STORAGE = "tunelab-results"
 # A running study's pages look for new rows this often; the writer flushes at least every 2 s.
 REFRESH_SECONDS = 5
 

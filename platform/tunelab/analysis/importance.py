@@ -12,7 +12,6 @@ import yaml
 from tunelab.analysis.overview import PARAM_PREFIX, finite_numbers, objective_mode, param_names
 from tunelab.store import StudyTables
 
-IMPORTANCE_COLUMNS = ["param", "importance"]
 SLICE_COLUMNS = ["trial_number", "value", "objective", "status"]
 # Fewer trials than this give an importance estimate that is noise.
 MIN_TRIALS_FOR_IMPORTANCE = 3

@@ -8,8 +8,6 @@ from typing import Any, Callable
 
 from tunelab.cluster.connection import cluster_errors, jobs_client
 
-FINISHED = {"SUCCEEDED", "FAILED", "STOPPED"}
-
 
 def list_jobs(address: str | None) -> list[dict[str, Any]]:
     client = jobs_client(address)

@@ -139,7 +139,8 @@ def check_fractions(validation_fraction: Any, test_fraction: Any) -> tuple[float
     if validation_fraction + test_fraction >= MAX_HELD_OUT_FRACTION:
         raise BadInputError(
             f"validation_fraction + test_fraction: expected less than {MAX_HELD_OUT_FRACTION:g} "
-            f"so rows are left to train on, got {validation_fraction:g} + {test_fraction:g}"
+            f"so rows are left to train on, got {validation_fraction:g} + {test_fraction:g} "
+            f"(lower either to bring the sum below {MAX_HELD_OUT_FRACTION:g})"
         )
     return float(validation_fraction), float(test_fraction)
 

@@ -9,7 +9,6 @@ import numpy as np
 from tunelab.datasets.base import DataSet, GeneratedData
 from tunelab.datasets.registry import register
 
-IMAGE_SIDE = 8
 DIGIT_CLASSES = 10
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tunelab.datasets.base import check_fractions
+from tunelab.errors import BadInputError
 from tunelab.metrics import Mode
 from tunelab.spec.distributions import Distribution
 from tunelab.spec.strict import ComponentModel, OptionsModel, StrictModel
@@ -34,8 +36,11 @@ class DatasetSpec(ComponentModel):
 
     @model_validator(mode="after")
     def _leave_data_to_train_on(self) -> DatasetSpec:
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ValueError("validation_fraction + test_fraction must be below 0.9")
+        # The data sets' own rule, which every split checks; here it fails as the file is read.
+        try:
+            check_fractions(self.validation_fraction, self.test_fraction)
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
