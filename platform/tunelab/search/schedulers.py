@@ -39,10 +39,8 @@ class ASHA(Scheduler):
 
     The defaults judge a trial first after an eighth of its epochs, then keep the better half
     at each rung. Judged earlier, curves have barely begun: configurations that learn slowly
-    but end best are stopped. On MNIST-1D (bench/asha_replay.py, 40 epochs) a grace period
-    of 3 with a reduction factor of 3 stopped the configuration that tested best in 3 of 3
-    seeds; 5 and 2 kept it in all of them (and in 5 of 5 on larger splits) and trained
-    under 40 % of the epochs.
+    but end best are stopped (bench/asha_replay.py on MNIST-1D; the runs that chose these
+    defaults are in bench/RESULTS.md).
     """
 
     name = "asha"

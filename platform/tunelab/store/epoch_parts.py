@@ -3,8 +3,8 @@ as the study grows.
 
 The writer runs inside Ray Tune's driver loop, between two decisions for the trials. Merging
 every part into one each time 64 had piled up (as the store did before) re-read every stored
-row there: 0.23-0.63 s a merge on a busy 2-core machine (`bench/driver_callbacks.py`), and Ray
-warned about its driver loop being slow. Instead, parts merge like the digits of a counter in base MERGE_FANOUT:
+row there, long enough for Ray to warn about its driver loop being slow
+(`bench/driver_callbacks.py`; the figures are in bench/RESULTS.md). Instead, parts merge like the digits of a counter in base MERGE_FANOUT:
 MERGE_FANOUT parts of one tier become one part of the next tier, up to MAX_TIER. So a flush
 reads at most MERGE_FANOUT files holding at most MERGE_FANOUT**MAX_TIER flushes' rows, whatever
 the study holds; a row is rewritten at most MAX_TIER times; and readers find at most
