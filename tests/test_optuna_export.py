@@ -77,7 +77,7 @@ def test_the_exported_study_loads_in_optuna_trial_by_trial(
         (["--optuna", "{again}"], "holds an Optuna study named 'exported' already"),
         (["--optuna", "{folder}"], "is a folder; expected a journal file or a database URL"),
         (["--optuna", "nosuchdb://x"], "cannot open it as an Optuna storage"),
-        ([], "give -o DIR (the model bundle) or --optuna FILE_OR_URL"),
+        ([], "give one of -o DIR (the model bundle), --optuna FILE_OR_URL, --tensorboard DIR, --mlflow URI"),
     ],
     ids=["existing study", "a folder", "unknown database", "neither"],
 )

@@ -258,11 +258,27 @@ def export(
     optuna: Annotated[Optional[str], typer.Option(
         "--optuna", help="Write the study as an Optuna study instead: a journal file, or a database URL (sqlite:///x.db)."
     )] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        "--tensorboard", help="Write every trial's per-epoch metrics as TensorBoard event files into this folder."
+    )] = None,
+    mlflow: Annotated[Optional[str], typer.Option(
+        "--mlflow", help="Write the study to this MLflow tracking URI: a parent run, a child run per trial."
+    )] = None,
 ) -> None:
     """Write a trial's trained model (default: the best) as a bundle that predicts without the
-    study, or (--optuna) the whole study as an Optuna study that optuna-dashboard opens."""
-    if (output is None) == (optuna is None):
-        raise BadInputError("give -o DIR (the model bundle) or --optuna FILE_OR_URL (the study for Optuna), one of them")
+    study, or the whole study for another tool: Optuna (--optuna), TensorBoard, MLflow."""
+    targets = [given for given in (output, optuna, tensorboard, mlflow) if given is not None]
+    if len(targets) != 1:
+        raise BadInputError("give one of -o DIR (the model bundle), --optuna FILE_OR_URL, --tensorboard DIR, --mlflow URI")
+    if tensorboard is not None or mlflow is not None:
+        from tunelab.other_tools import write_mlflow, write_tensorboard
+
+        paths = _existing_study(storage, study)
+        if tensorboard is not None:
+            echo(f"wrote {study}'s trials as TensorBoard event files to {write_tensorboard(paths, tensorboard)}")
+        else:
+            echo(f"wrote {study} to MLflow at {mlflow}: parent run {write_mlflow(paths, str(mlflow))}")
+        return
     if optuna is not None:
         from tunelab.optuna_export import export_to_optuna
 

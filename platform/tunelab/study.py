@@ -295,6 +295,7 @@ def fit_study(
         StudyWriter(paths).update_study(status=status, finished_at=now())
     if interrupted:
         raise StudyInterrupted(spec.name)
+    write_to_other_tools(spec, paths, echo)
     if spec.biasvar is not None:
         from tunelab.biasvar.runner import run_biasvar
 
@@ -319,6 +320,17 @@ def fit_study(
         for sentence in audited[0].sentences if audited is not None else []:
             echo(sentence)
     return StudyOutcome(paths, read_trials(paths).to_dict("records"), time.monotonic() - started, ray_start_seconds)
+
+
+def write_to_other_tools(spec: Spec, paths: StudyPaths, echo: Callable[[str], None]) -> None:
+    """What the experiment's `logging:` asks for, written from the store once the study ended."""
+    from tunelab.other_tools import write_mlflow, write_tensorboard
+
+    if spec.logging.tensorboard:
+        echo(f"tensorboard: {write_tensorboard(paths)} (tensorboard --logdir it)")
+    if spec.logging.mlflow is not None:
+        run_id = write_mlflow(paths, spec.logging.mlflow.tracking_uri, spec.logging.mlflow.experiment)
+        echo(f"mlflow: parent run {run_id} in {spec.logging.mlflow.tracking_uri}")
 
 
 def fit_noticing_ctrl_c(tuner: Any) -> bool:

@@ -122,6 +122,18 @@ class AuditSpec(StrictModel):
     top: int = Field(default=5, ge=1)
 
 
+class MlflowSpec(StrictModel):
+    tracking_uri: str = Field(min_length=1)  # e.g. file:///shared/mlruns, or an MLflow server's URL
+    experiment: str | None = None  # default: the study's name
+
+
+class LoggingSpec(StrictModel):
+    """The study's trials written to other tools when it ends (the store stays the truth)."""
+
+    tensorboard: bool = False  # event files under STUDY/tensorboard/, one folder per trial
+    mlflow: MlflowSpec | None = None  # one parent run per study, a child run per trial
+
+
 class Resources(StrictModel):
     cpu: float = Field(default=1, gt=0, allow_inf_nan=False)
     gpu: float = Field(default=0, ge=0, allow_inf_nan=False)
@@ -142,6 +154,7 @@ class Spec(StrictModel):
     biasvar: BiasVarSpec | None = None
     confirm: ConfirmSpec | None = None
     audit: AuditSpec | None = None
+    logging: LoggingSpec = LoggingSpec()
 
     _shorthand = field_validator("dataset", "model", "searcher", "scheduler", mode="before")(_name_shorthand)
 
