@@ -142,12 +142,10 @@ def results(
     if confirmed:
         _print_confirmation(_existing_study(storage, study))
         return
-    from tunelab.store import StudyPaths, read_study, read_study_tables
+    from tunelab.store import read_study, read_study_tables
     from tunelab.summary import summary_table
 
-    paths = StudyPaths.of(storage, study)
-    if not paths.exists():
-        raise BadInputError(f"no study {study!r} in {storage}")
+    paths = _existing_study(storage, study)
     mode = read_study(paths)["objective_mode"]
     if format is OutputFormat.table:
         _print_summary(paths, mode, top)

@@ -3,7 +3,6 @@ their bias–variance decomposition (and learning curves) beside the study's tab
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +16,8 @@ from tunelab.biasvar.table import write_decompositions, write_learning_curves
 from tunelab.errors import BadInputError
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
-from tunelab.summary import param_columns, rank_trials
+from tunelab.stored_study import trial_params
+from tunelab.summary import rank_trials
 from tunelab.training.plan import TrialPlan
 
 # A decomposition needs several rounds; below this a trial's failed rounds void it.
@@ -54,7 +54,7 @@ def choose_trials(
     setup = study_setup(spec)
     chosen = []
     for row in rows.to_dict("records"):
-        params = {c.removeprefix("param_"): row[c] for c in param_columns(rows) if not _missing(row[c])}
+        params = trial_params(pd.Series(row))
         epochs = int(row.get("best_epoch") or row.get("stop_epoch") or spec.train.max_epochs)
         chosen.append(ChosenTrial(row["trial_id"], int(row["trial_number"]), fixed_length(setup.plan_for(params), epochs), params))
     return chosen
@@ -146,7 +146,3 @@ def _task_of(spec: Spec, data: Any) -> str:
     from tunelab_models import get_model
 
     return "reconstruction" if get_model(spec.model.name).learns_inputs else data.task
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

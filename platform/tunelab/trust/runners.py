@@ -18,7 +18,8 @@ from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
 from tunelab.store.layout import AUDIT_EPOCHS_TABLE, AUDIT_TABLE, CONFIRM_TABLE
 from tunelab.store.side_tables import merge_rows
-from tunelab.summary import param_columns, rank_trials
+from tunelab.stored_study import trial_params
+from tunelab.summary import rank_trials
 from tunelab.training.plan import TrialPlan
 from tunelab.trust.retrain import continue_stopped, replicate
 
@@ -127,9 +128,7 @@ def _finished_study(storage: Path, study: str) -> tuple[StudyPaths, Spec, pd.Dat
 def _plan(spec: Spec, row: dict[str, Any]) -> TrialPlan:
     from tunelab.study import study_setup
 
-    params = {c.removeprefix("param_"): row[c] for c in param_columns(pd.DataFrame([row]))
-              if not (row[c] is None or (isinstance(row[c], float) and math.isnan(row[c])))}
-    return study_setup(spec).plan_for(params)
+    return study_setup(spec).plan_for(trial_params(pd.Series(row)))
 
 
 def _as_trained(spec: Spec, row: dict[str, Any]) -> TrialPlan:
