@@ -92,7 +92,7 @@ def asha_scheduler(max_epochs: int, options: dict[str, Any]) -> Any:
     """Ray's ASHAScheduler exactly as tunelab builds it for these options."""
     from tunelab.search.schedulers import ASHA
 
-    scheduler = ASHA().build(max_epochs, options)
+    scheduler = ASHA().build(max_epochs=max_epochs, options=options)
     scheduler.set_search_properties("val_acc", "max")
     return scheduler
 

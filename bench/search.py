@@ -167,8 +167,8 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     data, setup = load_study_data(spec), study_setup(spec)
     space = DefineByRun(spec.search_space)
     searcher = SEARCHERS["tpe"]
-    sampler = searcher.build_sampler(spec.search_space, spec.searcher.seed, resolved_options(spec.searcher, searcher.options),
-                                     trial_budgets(spec))
+    sampler = searcher.build(space=spec.search_space, seed=spec.searcher.seed,
+                             options=resolved_options(spec.searcher, searcher.options), budgets=trial_budgets(spec))
     grace_period, reduction_factor = asha_defaults(spec.train.max_epochs)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=grace_period, reduction_factor=reduction_factor)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)

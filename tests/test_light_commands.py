@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("ray", "torch")
+HEAVY = ("ray", "torch", "optuna")
+QUICKSTART = Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml"
 
 
-def loaded_after(code: str) -> list[str]:
-    probe = code + f"\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+def loaded_after(code: str, heavy: tuple[str, ...] = ("ray", "torch")) -> list[str]:
+    probe = code + f"\nimport sys\nprint(sorted(m for m in {heavy!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return eval(done.stdout.strip().splitlines()[-1])
@@ -25,7 +26,15 @@ def test_importing_a_reading_module_loads_neither_ray_nor_torch(module: str) -> 
     assert loaded_after(f"import {module}") == []
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["studies", "--storage", "{storage}"], ["results", "light", "--storage", "{storage}"]])
+# Strategies declare their names and options in plain Python; only `build` imports the library.
+@pytest.mark.parametrize("module", ["tunelab.spec", "tunelab_models", "tunelab.search.searchers", "tunelab.search.schedulers",
+                                    "tunelab.training.knobs", "tunelab.biasvar"])
+def test_declarations_load_no_library_they_build_with(module: str) -> None:
+    assert loaded_after(f"import {module}", heavy=HEAVY) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["validate", str(QUICKSTART)], ["studies", "--storage", "{storage}"],
+                                  ["results", "light", "--storage", "{storage}"]])
 def test_commands_that_train_nothing_load_neither_ray_nor_torch(argv: list[str], tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from startup import stored_study

@@ -20,7 +20,8 @@ from tunelab_models import (
     resolve_model_params,
     resolve_params,
 )
-from tunelab_models.activations import ACTIVATION_NAMES, Maxout
+from tunelab_models.activations import ACTIVATIONS, Maxout
+from tunelab_models.builtin import ACTIVATION_NAMES, BUILT_IN_MODELS, ELEMENTWISE_ACTIVATION_NAMES
 from tunelab_models.mlp import MLP
 
 CLASSIFICATION = DataSignature(input_shape=(10,), task="classification", num_outputs=3)
@@ -172,7 +173,19 @@ def test_mlp_declared_defaults_resolve() -> None:
 
 def test_registered_model_is_found_by_name() -> None:
     assert "mlp" in model_names()
-    assert get_model("mlp") is MLP
+    assert get_model("mlp").network_class() is MLP
+
+
+@pytest.mark.parametrize("declared", BUILT_IN_MODELS, ids=lambda declared: declared.name)
+def test_every_built_in_network_is_its_declaration(declared) -> None:  # type: ignore[no-untyped-def]
+    network = declared.network_class()
+    assert (network.name, network.hyperparameters, network.tasks) == (declared.name, declared.hyperparameters, declared.tasks)
+    assert network.unsupported_reason((5,)) == declared.unsupported_reason((5,))
+
+
+def test_the_declared_activation_names_are_the_ones_the_networks_build() -> None:
+    assert tuple(ACTIVATIONS) == ELEMENTWISE_ACTIVATION_NAMES
+    assert ACTIVATION_NAMES == (*ELEMENTWISE_ACTIVATION_NAMES, "maxout")
 
 
 def test_a_typo_suggests_the_closest_name() -> None:
@@ -187,7 +200,7 @@ def test_a_typo_suggests_the_closest_name() -> None:
 def test_a_users_model_is_found_by_import_path_and_builds() -> None:
     from user_models import TinyNet
 
-    assert get_model("user_models:TinyNet") is TinyNet
+    assert get_model("user_models:TinyNet").network_class() is TinyNet
     assert resolve_model_params("user_models:TinyNet", {}) == {"scale": 1.0, "bias": True}
     model = build_model("user_models:TinyNet", {"scale": 2.0, "bias": False}, CLASSIFICATION)
     inputs = batch(CLASSIFICATION)

@@ -52,11 +52,12 @@ def train(trial: optuna.Trial, values: list[float], first_epoch: int = 1) -> Non
 def test_bohb_searcher_builds_the_sampler_with_the_study_budgets() -> None:
     searcher = SEARCHERS["bohb"]
     options = resolve_params(searcher.options, {})
-    sampler = searcher.build_sampler(space(), 0, options, [5, 10, 20, 40])
+    sampler = searcher.build(space=space(), seed=0, options=options, budgets=[5, 10, 20, 40])
     assert isinstance(sampler, RungTPESampler)
     assert sampler.budgets == [5, 10, 20, 40]
     assert sampler.n_startup_trials == len(space()) + 1, "auto: one more than the searched parameters"
-    given = searcher.build_sampler(space(), 0, resolve_params(searcher.options, {"n_startup_trials": 3}), [40])
+    given = searcher.build(space=space(), seed=0, options=resolve_params(searcher.options, {"n_startup_trials": 3}),
+                           budgets=[40])
     assert given.n_startup_trials == 3
 
 

@@ -70,7 +70,8 @@ def build_sampler(
 ) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler
-        return SEARCHERS[searcher_name].build_sampler(space, seed, default_options(searcher_name, **options), budgets)
+        return SEARCHERS[searcher_name].build(space=space, seed=seed, options=default_options(searcher_name, **options),
+                                             budgets=budgets)
 
 
 def on_step_lattice(value: float, low: float, step: float) -> bool:
@@ -299,7 +300,7 @@ def test_asha_rungs_are_the_epochs_at_which_ray_judges_a_trial(
     max_epochs: int, grace_period: int, reduction_factor: float
 ) -> None:
     options = {"grace_period": grace_period, "reduction_factor": reduction_factor}
-    scheduler = ASHA().build(max_epochs, options)
+    scheduler = ASHA().build(max_epochs=max_epochs, options=options)
     rungs = ASHA().rung_epochs(max_epochs, options)
     assert rungs == sorted(set(rungs)), "rungs must be distinct and increasing"
     assert rungs == ray_decision_epochs(scheduler, max_epochs)
@@ -311,14 +312,14 @@ def test_asha_by_default_judges_after_an_eighth_of_the_epochs_and_keeps_the_bett
     max_epochs: int, grace_period: int, rungs: list[int]
 ) -> None:
     options = resolve_params(ASHA.options, {})
-    scheduler = ASHA().build(max_epochs, options)
+    scheduler = ASHA().build(max_epochs=max_epochs, options=options)
     assert ASHA.grace_period(max_epochs, options) == grace_period and options["reduction_factor"] == 2
     assert ASHA().rung_epochs(max_epochs, options) == rungs == ray_decision_epochs(scheduler, max_epochs)
     assert ASHA().problems(max_epochs, options) == {}, "the default grace period always fits"
 
 
 def test_asha_counts_epochs_not_reports() -> None:
-    scheduler = ASHA().build(27, {"grace_period": 3, "reduction_factor": 3.0})
+    scheduler = ASHA().build(max_epochs=27, options={"grace_period": 3, "reduction_factor": 3.0})
     assert isinstance(scheduler, ASHAScheduler)
     assert scheduler._time_attr == "epoch"
     assert scheduler._max_t == 27
@@ -336,7 +337,7 @@ def test_a_grace_period_of_max_epochs_or_more_is_a_problem(scheduler: ASHA | Med
 
 
 def test_median_stopping_counts_epochs_not_seconds() -> None:
-    scheduler = MedianStopping().build(10, {"grace_period": 2, "min_samples_required": 4})
+    scheduler = MedianStopping().build(max_epochs=10, options={"grace_period": 2, "min_samples_required": 4})
     assert isinstance(scheduler, MedianStoppingRule)
     assert scheduler._time_attr == "epoch"
     assert scheduler._grace_period == 2
@@ -345,7 +346,7 @@ def test_median_stopping_counts_epochs_not_seconds() -> None:
 
 
 def test_no_scheduler_never_stops_a_trial() -> None:
-    assert isinstance(NoScheduler().build(10, {}), FIFOScheduler)
+    assert isinstance(NoScheduler().build(max_epochs=10, options={}), FIFOScheduler)
     assert NoScheduler().rung_epochs(10, {}) == []
     assert set(SCHEDULERS) == {"asha", "median", "none"}
 

@@ -1,8 +1,17 @@
-"""The shared model package: every tunable network, found by name through one registry."""
+"""The shared model package: every tunable network, found by name through one registry.
 
+Importing it loads no PyTorch: the registry holds declarations (builtin.py), and a network
+module is imported when a model is built. `TunableModel`, the base class of a user's own
+model, is the one name here that imports torch, when it is first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunelab_models.declaration import ModelDeclaration
 from tunelab_models.params import Param, ParamError, resolve_params
 from tunelab_models.registry import (
-    TunableModel,
     UnknownModelError,
     build_model,
     get_model,
@@ -13,15 +22,9 @@ from tunelab_models.registry import (
 )
 from tunelab_models.signature import DataSignature, Task
 
-# Importing a model module registers it.
-from tunelab_models import mlp as _mlp  # noqa: E402,F401
-from tunelab_models import autoencoder as _autoencoder  # noqa: E402,F401
-from tunelab_models import cnn as _cnn  # noqa: E402,F401
-from tunelab_models import resnet as _resnet  # noqa: E402,F401
-from tunelab_models import rnn as _rnn  # noqa: E402,F401
-
 __all__ = [
     "DataSignature",
+    "ModelDeclaration",
     "Param",
     "ParamError",
     "Task",
@@ -35,3 +38,11 @@ __all__ = [
     "resolve_model_params",
     "resolve_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TunableModel":
+        from tunelab_models.network import TunableModel
+
+        return TunableModel
+    raise AttributeError(f"module 'tunelab_models' has no attribute {name!r}")

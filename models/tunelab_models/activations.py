@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+# builtin.ELEMENTWISE_ACTIVATION_NAMES declares these names (light); maxout replaces the Linear +
+# activation pair (see `dense_unit`).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -14,12 +16,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "gelu": nn.GELU,
 }
-# maxout is not an elementwise function: a maxout unit takes the max over k linear pieces,
-# so it replaces the Linear + activation pair (see `dense_unit`).
-ACTIVATION_NAMES: tuple[str, ...] = (*ACTIVATIONS, "maxout")
-# For layers whose units are not plain vectors (conv channels, residual sums), where a maxout
-# unit has no natural form: the elementwise functions only.
-ELEMENTWISE_ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
 
 
 class Maxout(nn.Module):

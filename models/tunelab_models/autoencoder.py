@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.activations import ACTIVATION_NAMES, dense_unit
-from tunelab_models.initialization import INIT_PARAMS, initialize_weights
-from tunelab_models.params import Param
-from tunelab_models.registry import TunableModel, register_model
+from tunelab_models import builtin
+from tunelab_models.activations import dense_unit
+from tunelab_models.initialization import initialize_weights
+from tunelab_models.network import TunableModel
 from tunelab_models.signature import DataSignature
 
 
-@register_model
 class Autoencoder(TunableModel):
     """Encoder: `depth` hidden layers of `width`, then a linear map to the `bottleneck` code.
 
@@ -22,18 +21,7 @@ class Autoencoder(TunableModel):
     can be reproduced.
     """
 
-    name = "autoencoder"
-    tasks = frozenset({"reconstruction"})
-    learns_inputs = True
-    hyperparameters = (
-        Param("depth", int, 1, "hidden layers of the encoder (the decoder has as many)", low=0, high=8),
-        Param("width", int, 128, "units per hidden layer", low=1, high=65536),
-        Param("bottleneck", int, 16, "size of the code", low=1, high=65536),
-        Param("activation", str, "relu", "hidden-layer nonlinearity", choices=ACTIVATION_NAMES),
-        Param("maxout_pieces", int, 2, "linear pieces per maxout unit", low=2, high=16),
-        Param("batch_norm", bool, False, "batch normalisation before each hidden activation"),
-        *INIT_PARAMS,
-    )
+    declaration = builtin.AUTOENCODER
 
     def __init__(
         self,

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.activations import ACTIVATIONS, ELEMENTWISE_ACTIVATION_NAMES
-from tunelab_models.initialization import INIT_PARAMS, initialize_weights
-from tunelab_models.layers import SPATIAL_LAYERS, same_padding_conv, spatial_unsupported_reason
-from tunelab_models.params import Param
-from tunelab_models.registry import TunableModel, register_model
+from tunelab_models import builtin
+from tunelab_models.activations import ACTIVATIONS
+from tunelab_models.initialization import initialize_weights
+from tunelab_models.layers import SPATIAL_LAYERS, same_padding_conv
+from tunelab_models.network import TunableModel
 from tunelab_models.signature import DataSignature
 
-@register_model
 class CNN(TunableModel):
     """`blocks` × [conv → batch norm → activation → pool by 2 → dropout], global average pool, linear.
 
@@ -21,25 +20,7 @@ class CNN(TunableModel):
     to 2×2; later blocks keep 2×2), so any number of blocks works on small inputs.
     """
 
-    name = "cnn"
-    hyperparameters = (
-        Param("blocks", int, 2, "number of conv blocks", low=1, high=8),
-        Param("channels", int, 32, "channels of every conv block (constant across blocks)", low=1, high=1024),
-        Param("kernel_size", int, 3, "odd kernel size; 'same' padding keeps the size", choices=tuple(range(1, 16, 2))),
-        Param(
-            "pooling", str, "max", "downsampling by 2 after each block while the size stays >= 2",
-            choices=("max", "avg", "none"),
-        ),
-        Param("batch_norm", bool, False, "batch normalisation between each conv and its activation"),
-        Param("dropout", float, 0.0, "drop probability (elementwise) after each block", low=0.0, high=1.0,
-              high_exclusive=True),
-        Param("activation", str, "relu", "nonlinearity after each conv", choices=ELEMENTWISE_ACTIVATION_NAMES),
-        *INIT_PARAMS,
-    )
-
-    @classmethod
-    def unsupported_reason(cls, input_shape: tuple[int, ...]) -> str | None:
-        return spatial_unsupported_reason(cls.name, input_shape)
+    declaration = builtin.CNN
 
     def __init__(
         self,

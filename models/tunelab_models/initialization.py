@@ -5,15 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.params import Param
-
-INIT_SCHEMES: tuple[str, ...] = ("default", "zeros", "normal", "xavier", "he")
-
-# Every model declares these two, so init is tunable the same way everywhere.
-INIT_PARAMS: tuple[Param, ...] = (
-    Param("init", str, "default", "weight initialisation scheme (recurrent matrices included)", choices=INIT_SCHEMES),
-    Param("init_std", float, 0.01, "standard deviation for init: normal", low=0.0, high=10.0),
-)
+from tunelab_models.builtin import INIT_SCHEMES
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 

@@ -1,19 +1,10 @@
-"""Layer helpers shared by the models: input-shape words, and conv layers by input rank."""
+"""Layer helpers shared by the models: conv layers by input rank (builtin.SPATIAL_RANKS)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from torch import nn
-
-
-_INPUT_KINDS = {1: "a feature vector", 2: "a sequence", 3: "an image"}
-
-
-def describe_input(input_shape: tuple[int, ...]) -> str:
-    """A per-sample shape in words, for messages: 'a feature vector of shape (2,)'."""
-    kind = _INPUT_KINDS.get(len(input_shape), f"a rank-{len(input_shape)} input")
-    return f"{kind} of shape {tuple(input_shape)}"
 
 
 @dataclass(frozen=True)
@@ -36,12 +27,3 @@ SPATIAL_LAYERS: dict[int, SpatialLayers] = {
 def same_padding_conv(layers: SpatialLayers, in_channels: int, out_channels: int, kernel_size: int) -> nn.Module:
     """A stride-1 convolution that keeps the spatial size (odd kernel, padding kernel_size // 2)."""
     return layers.conv(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-
-
-def spatial_unsupported_reason(name: str, input_shape: tuple[int, ...]) -> str | None:
-    if len(input_shape) in SPATIAL_LAYERS:
-        return None
-    return (
-        f"{name} needs sequence (channels, steps) or image (channels, height, width) inputs; "
-        f"got {describe_input(input_shape)}"
-    )

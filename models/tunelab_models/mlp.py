@@ -5,27 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.activations import ACTIVATION_NAMES, dense_unit
-from tunelab_models.initialization import INIT_PARAMS, initialize_weights
-from tunelab_models.params import Param
-from tunelab_models.registry import TunableModel, register_model
+from tunelab_models import builtin
+from tunelab_models.activations import dense_unit
+from tunelab_models.initialization import initialize_weights
+from tunelab_models.network import TunableModel
 from tunelab_models.signature import DataSignature
 
 
-@register_model
 class MLP(TunableModel):
     """`depth` hidden layers of `width` units; depth 0 is logistic (or linear) regression."""
 
-    name = "mlp"
-    hyperparameters = (
-        Param("depth", int, 2, "number of hidden layers", low=0, high=64),
-        Param("width", int, 128, "units per hidden layer", low=1, high=65536),
-        Param("activation", str, "relu", "hidden-layer nonlinearity", choices=ACTIVATION_NAMES),
-        Param("maxout_pieces", int, 2, "linear pieces per maxout unit", low=2, high=16),
-        Param("dropout", float, 0.0, "drop probability after each hidden layer", low=0.0, high=1.0, high_exclusive=True),
-        Param("batch_norm", bool, False, "batch normalisation before each activation"),
-        *INIT_PARAMS,
-    )
+    declaration = builtin.MLP
 
     def __init__(
         self,

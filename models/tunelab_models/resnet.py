@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.activations import ACTIVATIONS, ELEMENTWISE_ACTIVATION_NAMES
-from tunelab_models.layers import SPATIAL_LAYERS, describe_input, same_padding_conv
-from tunelab_models.initialization import INIT_PARAMS, initialize_weights
-from tunelab_models.params import Param
-from tunelab_models.registry import TunableModel, register_model
+from tunelab_models import builtin
+from tunelab_models.activations import ACTIVATIONS
+from tunelab_models.initialization import initialize_weights
+from tunelab_models.layers import SPATIAL_LAYERS, same_padding_conv
+from tunelab_models.network import TunableModel
 from tunelab_models.signature import DataSignature
 
 _KERNEL_SIZE = 3
@@ -35,7 +35,6 @@ class ResidualBlock(nn.Module):
         return self.activation(out)
 
 
-@register_model
 class ResNet(TunableModel):
     """Stem (a layer from the input to `width`, norm, act), `depth` residual blocks at `width`, head.
 
@@ -45,24 +44,7 @@ class ResNet(TunableModel):
     and images) then a linear layer to the outputs.
     """
 
-    name = "resnet"
-    hyperparameters = (
-        Param("depth", int, 4, "number of residual blocks (two layers each)", low=1, high=64),
-        Param("width", int, 32, "units (vectors) or channels (sequences, images) of every block", low=1, high=4096),
-        Param("skip", bool, True, "identity paths; false gives the same network without them (a plain net)"),
-        Param("batch_norm", bool, True, "batch normalisation after each layer, before the activation and the sum"),
-        Param("activation", str, "relu", "nonlinearity in the stem and blocks", choices=ELEMENTWISE_ACTIVATION_NAMES),
-        *INIT_PARAMS,
-    )
-
-    @classmethod
-    def unsupported_reason(cls, input_shape: tuple[int, ...]) -> str | None:
-        if len(input_shape) == 1 or len(input_shape) in SPATIAL_LAYERS:
-            return None
-        return (
-            "resnet needs feature vector (features,), sequence (channels, steps) or image "
-            f"(channels, height, width) inputs; got {describe_input(input_shape)}"
-        )
+    declaration = builtin.RESNET
 
     def __init__(
         self,

@@ -5,16 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunelab_models.layers import describe_input
-from tunelab_models.initialization import INIT_PARAMS, initialize_weights
-from tunelab_models.params import Param
-from tunelab_models.registry import TunableModel, register_model
+from tunelab_models import builtin
+from tunelab_models.initialization import initialize_weights
+from tunelab_models.network import TunableModel
 from tunelab_models.signature import DataSignature
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # builtin.RECURRENT_CELLS
 
 
-@register_model
 class RNN(TunableModel):
     """A (channels, steps) sample is read as `steps` time steps of `channels` features.
 
@@ -23,22 +21,7 @@ class RNN(TunableModel):
     concatenated.
     """
 
-    name = "rnn"
-    hyperparameters = (
-        Param("cell", str, "lstm", "recurrent cell: rnn (Elman, tanh), lstm or gru", choices=tuple(CELLS)),
-        Param("hidden_size", int, 64, "hidden units per layer and direction", low=1, high=4096),
-        Param("num_layers", int, 1, "stacked recurrent layers", low=1, high=8),
-        Param("dropout", float, 0.0, "drop probability between stacked layers (none when num_layers is 1)",
-              low=0.0, high=1.0, high_exclusive=True),
-        Param("bidirectional", bool, False, "also read each sequence backwards; the head sees both directions"),
-        *INIT_PARAMS,
-    )
-
-    @classmethod
-    def unsupported_reason(cls, input_shape: tuple[int, ...]) -> str | None:
-        if len(input_shape) == 2:
-            return None
-        return f"rnn needs sequence (channels, steps) inputs; got {describe_input(input_shape)}"
+    declaration = builtin.RNN
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tunelab.biasvar.methods import BIASVAR_METHODS
 from tunelab.errors import BadInputError, StudyInterrupted, TunelabError
 from tunelab.store.layout import DEFAULT_STORAGE
 
@@ -158,9 +159,8 @@ def results(
         typer.echo(table.to_json(orient="records", indent=2))
 
 
-class BiasVarMethod(str, Enum):
-    bootstrap = "bootstrap"
-    seeds = "seeds"
+# typer lists an Enum's values as the option's choices: the registered methods.
+BiasVarMethod = Enum("BiasVarMethod", {name: name for name in BIASVAR_METHODS}, type=str)  # type: ignore[misc]
 
 
 @app.command()
@@ -170,7 +170,7 @@ def biasvar(
     top: Annotated[Optional[int], typer.Option(min=1, help="Decompose the best K trials (default 3).")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="A trial id or number; repeat for several.")] = None,
     rounds: Annotated[int, typer.Option(min=2, max=1000, help="Retrainings per trial.")] = 10,
-    method: Annotated[BiasVarMethod, typer.Option(help="bootstrap: resampled training sets; seeds: one training set, new seeds.")] = BiasVarMethod.bootstrap,
+    method: Annotated[BiasVarMethod, typer.Option(help="; ".join(f"{m.name}: {m.summary}" for m in BIASVAR_METHODS.values()))] = BiasVarMethod.bootstrap,  # type: ignore[attr-defined]
     learning_curve: Annotated[bool, typer.Option(help="Also train on 10/25/50/100 % of the training split.")] = True,
 ) -> None:
     """Bias–variance decomposition of a study's best trials, stored beside the study."""

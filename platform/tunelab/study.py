@@ -191,7 +191,8 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         space=DefineByRun(spec.search_space),
         metric=metric,
         mode=mode,
-        sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options, trial_budgets(spec)),
+        sampler=searcher.build(space=spec.search_space, seed=spec.searcher.seed, options=searcher_options,
+                               budgets=trial_budgets(spec)),
     )
     return tune.Tuner(
         study_trainable(spec, data, paths),
@@ -199,7 +200,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
             metric=metric,
             mode=mode,
             search_alg=search,
-            scheduler=scheduler.build(spec.train.max_epochs, scheduler_options),
+            scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
             num_samples=num_samples,
             max_concurrent_trials=max_concurrent,
             time_budget_s=spec.budget.time_budget_s,

@@ -1,6 +1,6 @@
 """Bias–variance decomposition of tuned configurations (`tunelab biasvar`)."""
 
 from tunelab.biasvar.decomposition import Decomposition, squared_error_decomposition, zero_one_decomposition
-from tunelab.biasvar.engine import METHODS
+from tunelab.biasvar.methods import BIASVAR_METHODS
 
-__all__ = ["METHODS", "Decomposition", "squared_error_decomposition", "zero_one_decomposition"]
+__all__ = ["BIASVAR_METHODS", "Decomposition", "squared_error_decomposition", "zero_one_decomposition"]

@@ -10,16 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunelab.biasvar.methods import BIASVAR_METHODS
 from tunelab.biasvar.decomposition import Decomposition, squared_error_decomposition, zero_one_decomposition
 from tunelab.datasets import Splits
 from tunelab.training.loop import predict, train_trial
 from tunelab.training.plan import TrialPlan
 
-# bootstrap: each round trains on a resample (with replacement) of the training split, the
-#            initialisation seed fixed: the variance is the variance over training sets.
-# seeds:     the same training split every round, a different seed (initialisation and
-#            shuffling) each round: the variance is the optimiser's and the init's.
-METHODS: tuple[str, ...] = ("bootstrap", "seeds")
 LEARNING_CURVE_FRACTIONS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
 
 
@@ -28,23 +24,10 @@ def fixed_length(plan: TrialPlan, epochs: int) -> TrialPlan:
     return replace(plan, rules=replace(plan.rules, max_epochs=max(1, epochs), patience=None))
 
 
-def round_data(data: Splits, method: str, round_index: int) -> Splits:
-    if method == "seeds":
-        return data
-    rows = len(data.train_y)
-    chosen = np.random.RandomState(round_index).randint(0, rows, size=rows)
-    return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
-
-
-def round_plan(plan: TrialPlan, method: str, round_index: int) -> TrialPlan:
-    if method == "bootstrap":
-        return plan
-    return replace(plan, rules=replace(plan.rules, seed=plan.rules.seed + 1 + round_index))
-
-
 def train_round(plan: TrialPlan, data: Splits, method: str, round_index: int) -> np.ndarray:
     """The test-split outputs of the model trained in round `round_index`."""
-    result = train_trial(round_plan(plan, method, round_index), round_data(data, method, round_index), _ignore)
+    rounds = BIASVAR_METHODS[method]
+    result = train_trial(rounds.round_plan(plan, round_index), rounds.round_data(data, round_index), _ignore)
     test_x = torch.tensor(data.test_x, dtype=torch.float32, device=plan.device)
     return predict(result.model, test_x).cpu().numpy().astype(np.float64)
 

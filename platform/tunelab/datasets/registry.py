@@ -37,7 +37,7 @@ def get_dataset(name: str) -> type[DataSet]:
     """The data set class for a registered name or a `package.module:Class` path."""
     if is_user_loader(name):
         return _import_loader(name)
-    return _DATASETS.get(name)
+    return _DATASETS[name]
 
 
 def _import_loader(path: str) -> type[DataSet]:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
-
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tunelab_models.params import Param
 
+from tunelab.strategy import NameRegistry, Strategy
 
-class Scheduler:
-    name: ClassVar[str]
-    options: ClassVar[tuple[Param, ...]] = ()
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
 
-    def build(self, max_epochs: int, options: Mapping[str, Any]) -> TrialScheduler:
-        raise NotImplementedError
+
+class Scheduler(Strategy):
+    @abstractmethod
+    def build(self, *, max_epochs: int, options: Mapping[str, Any]) -> TrialScheduler:
+        """The Ray Tune scheduler (Ray is imported here, not when the name is checked)."""
 
     def rung_epochs(self, max_epochs: int, options: Mapping[str, Any]) -> list[int]:
         """Epochs at which this scheduler may stop a trial: trials report them at once, and
@@ -55,7 +57,9 @@ class ASHA(Scheduler):
         given = options["grace_period"]
         return max(1, math.ceil(max_epochs / 8)) if given == "auto" else int(given)
 
-    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+    def build(self, *, max_epochs, options):  # type: ignore[no-untyped-def]
+        from ray.tune.schedulers import ASHAScheduler
+
         # metric/mode deliberately not set here: with OptunaSearch they go on the searcher
         # and TuneConfig only (Ray refuses them in both places).
         # Epochs, not reports: a report may carry several short epochs.
@@ -96,7 +100,9 @@ class MedianStopping(Scheduler):
         Param("min_samples_required", int, 3, "trials needed to compute a median", low=1, high=1_000_000),
     )
 
-    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+    def build(self, *, max_epochs, options):  # type: ignore[no-untyped-def]
+        from ray.tune.schedulers import MedianStoppingRule
+
         # Ray's default time_attr counts wall-clock seconds (60 s grace): count epochs instead.
         return MedianStoppingRule(
             time_attr="epoch",
@@ -114,8 +120,12 @@ class MedianStopping(Scheduler):
 class NoScheduler(Scheduler):
     name = "none"
 
-    def build(self, max_epochs, options):  # type: ignore[no-untyped-def]
+    def build(self, *, max_epochs, options):  # type: ignore[no-untyped-def]
+        from ray.tune.schedulers import FIFOScheduler
+
         return FIFOScheduler()
 
 
-SCHEDULERS: dict[str, Scheduler] = {s.name: s for s in (ASHA(), MedianStopping(), NoScheduler())}
+SCHEDULERS: NameRegistry[Scheduler] = NameRegistry("scheduler")
+for _scheduler in (ASHA(), MedianStopping(), NoScheduler()):
+    SCHEDULERS.register(_scheduler)

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import optuna
-
-from tunelab.search.rung_tpe import RungTPESampler
 from tunelab_models.params import Param
 
+from tunelab.strategy import NameRegistry, Strategy
+
 if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be circular
+    import optuna
+
     from tunelab.spec.distributions import _Distribution
 
 
-class Searcher:
-    name: ClassVar[str]
-    options: ClassVar[tuple[Param, ...]] = ()
-
-    def build_sampler(
-        self, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any], budgets: Sequence[int]
+class Searcher(Strategy):
+    @abstractmethod
+    def build(
+        self, *, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any], budgets: Sequence[int]
     ) -> optuna.samplers.BaseSampler:
-        """`budgets`: the epochs at which the study compares trials (the scheduler's rungs and
+        """The Optuna sampler (Optuna is imported here, not when the name is checked).
+
+        `budgets`: the epochs at which the study compares trials (the scheduler's rungs and
         max_epochs), for searchers that model results by how far trials got."""
-        raise NotImplementedError
 
     def planned_trials(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> int | None:
         """How many trials this searcher needs to finish its job, where it knows (grid)."""
@@ -34,7 +35,9 @@ class TPESearcher(Searcher):
     name = "tpe"
     options = (Param("n_startup_trials", int, 10, "random trials before TPE models the space", low=0, high=100_000),)
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        import optuna
+
         # group=True lets multivariate TPE model conditional parameters (momentum only with
         # SGD) as separate subspaces instead of falling back to independent sampling.
         with warnings.catch_warnings():
@@ -44,7 +47,7 @@ class TPESearcher(Searcher):
             )
 
 
-class RungTPESearcher(Searcher):
+class BohbSearcher(Searcher):
     """TPE fitted on the trials' results at the deepest rung enough trials reached (BOHB's
     rule); see `rung_tpe.py`. Made for a rung scheduler (asha, median); with none it is TPE on
     final results that counts running trials as bad ones."""
@@ -61,14 +64,18 @@ class RungTPESearcher(Searcher):
         given = options["n_startup_trials"]
         return len(space) + 1 if given == "auto" else int(given)
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        from tunelab.search.rung_tpe import RungTPESampler
+
         return RungTPESampler(budgets, self.startup_trials(space, options), seed=seed)
 
 
 class RandomSearcher(Searcher):
     name = "random"
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        import optuna
+
         return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -76,7 +83,9 @@ class CmaEsSearcher(Searcher):
     name = "cmaes"
     options = (Param("n_startup_trials", int, 1, "random trials before CMA-ES starts", low=0, high=100_000),)
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        import optuna
+
         # CMA-ES covers numeric parameters; choices are drawn at random (Optuna's design).
         return optuna.samplers.CmaEsSampler(
             seed=seed, n_startup_trials=options["n_startup_trials"], warn_independent_sampling=False
@@ -87,7 +96,9 @@ class QMCSearcher(Searcher):
     name = "qmc"
     options = (Param("qmc_type", str, "sobol", "low-discrepancy sequence", choices=("sobol", "halton")),)
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        import optuna
+
         return optuna.samplers.QMCSampler(
             qmc_type=options["qmc_type"], scramble=True, seed=seed, warn_independent_sampling=False,
             warn_asynchronous_seeding=False,
@@ -104,7 +115,7 @@ class GridSearcher(Searcher):
     def grid(self, space: Mapping[str, _Distribution], options: Mapping[str, Any]) -> dict[str, list[Any]]:
         return {name: dist.grid_values(options["resolution"]) for name, dist in space.items()}
 
-    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         from tunelab.search.conditional_grid import ConditionalGridSampler  # imports the spec: see above
 
         return ConditionalGridSampler(space, self.grid(space, options), seed=seed)
@@ -115,8 +126,8 @@ class GridSearcher(Searcher):
         return count_configurations(space, self.grid(space, options))
 
 
-SEARCHERS: dict[str, Searcher] = {
-    s.name: s for s in (TPESearcher(), RungTPESearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
-}
+SEARCHERS: NameRegistry[Searcher] = NameRegistry("searcher")
+for _searcher in (TPESearcher(), BohbSearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher()):
+    SEARCHERS.register(_searcher)
 
 

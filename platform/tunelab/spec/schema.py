@@ -102,8 +102,16 @@ class BiasVarSpec(StrictModel):
 
     top: int = Field(default=3, ge=1)
     rounds: int = Field(default=10, ge=2, le=1000)
-    method: Literal["bootstrap", "seeds"] = "bootstrap"
+    method: str = "bootstrap"  # a name in BIASVAR_METHODS
     learning_curve: bool = True
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        from tunelab.biasvar.methods import BIASVAR_METHODS
+
+        BIASVAR_METHODS[method]  # raises, naming the known ones
+        return method
 
 
 class ConfirmSpec(StrictModel):

@@ -94,7 +94,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     steps_per_epoch = math.ceil(n_used / batch_size)
     optimizer = build_optimizer(model.parameters(), knobs)
     schedule = SCHEDULES[knobs["lr_schedule"]]
-    lr_scheduler = schedule.build(optimizer, knobs, rules.max_epochs, steps_per_epoch)
+    lr_scheduler = schedule.build(optimizer=optimizer, knobs=knobs, max_epochs=rules.max_epochs,
+                                  steps_per_epoch=steps_per_epoch)
     penalised = [p for name, p in model.named_parameters() if p.dim() > 1]  # weights, not biases/norms
     objective = BestTracker(rules.objective_mode)
     patience = BestTracker(rules.monitor_mode, rules.min_delta)

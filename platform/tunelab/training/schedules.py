@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, StepLR
+from tunelab.strategy import NameRegistry, Strategy
+
+if TYPE_CHECKING:
+    import torch
+    from torch.optim.lr_scheduler import LRScheduler
 
 
-class Schedule:
-    name: ClassVar[str]
-    per_batch: ClassVar[bool] = False
+class Schedule(Strategy):
+    per_batch: ClassVar[bool] = False  # stepped after every batch, else after every epoch
 
+    @abstractmethod
     def build(
-        self, optimizer: torch.optim.Optimizer, knobs: Mapping[str, Any], max_epochs: int, steps_per_epoch: int
+        self, *, optimizer: torch.optim.Optimizer, knobs: Mapping[str, Any], max_epochs: int, steps_per_epoch: int
     ) -> LRScheduler | None:
-        raise NotImplementedError
+        """The torch scheduler, or None for a constant rate (torch is imported here)."""
 
 
 class Constant(Schedule):
     name = "none"
 
-    def build(self, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+    def build(self, *, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
         return None
 
 
@@ -30,7 +34,9 @@ class Step(Schedule):
 
     name = "step"
 
-    def build(self, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+    def build(self, *, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+        from torch.optim.lr_scheduler import StepLR
+
         return StepLR(optimizer, step_size=knobs["lr_step_size"], gamma=knobs["lr_gamma"])
 
 
@@ -39,7 +45,9 @@ class Cosine(Schedule):
 
     name = "cosine"
 
-    def build(self, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+    def build(self, *, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+        from torch.optim.lr_scheduler import CosineAnnealingLR
+
         return CosineAnnealingLR(optimizer, T_max=max_epochs)
 
 
@@ -49,8 +57,12 @@ class OneCycle(Schedule):
     name = "onecycle"
     per_batch = True
 
-    def build(self, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+    def build(self, *, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
+        from torch.optim.lr_scheduler import OneCycleLR
+
         return OneCycleLR(optimizer, max_lr=knobs["learning_rate"], total_steps=max_epochs * steps_per_epoch)
 
 
-SCHEDULES: dict[str, Schedule] = {s.name: s for s in (Constant(), Step(), Cosine(), OneCycle())}
+SCHEDULES: NameRegistry[Schedule] = NameRegistry("learning-rate schedule")
+for _schedule in (Constant(), Step(), Cosine(), OneCycle()):
+    SCHEDULES.register(_schedule)

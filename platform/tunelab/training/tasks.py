@@ -7,6 +7,7 @@ never switches on the task's kind.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -15,8 +16,12 @@ import torch.nn.functional as F
 
 from tunelab_models import Task
 
+from tunelab.strategy import NameRegistry, Strategy
 
-class TrainingTask:
+
+class TrainingTask(Strategy):
+    """A task has no `build`: it is used as it is, inside a trial, where torch is loaded."""
+
     name: ClassVar[Task]
     # Per-epoch metrics besides the loss, with the direction that is better.
     extra_metrics: ClassVar[dict[str, str]] = {}
@@ -27,8 +32,9 @@ class TrainingTask:
     def target_dtype(self) -> torch.dtype:
         return torch.float32
 
+    @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The mean training loss over a batch."""
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """Mean loss and the task's extra metrics over a whole split."""
@@ -39,7 +45,7 @@ class TrainingTask:
         return {}
 
 
-class Classification(TrainingTask):
+class ClassificationTask(TrainingTask):
     name = "classification"
     extra_metrics = {"acc": "max"}
 
@@ -64,7 +70,7 @@ class Classification(TrainingTask):
         }
 
 
-class Regression(TrainingTask):
+class RegressionTask(TrainingTask):
     name = "regression"
     extra_metrics = {"r2": "max"}
 
@@ -78,7 +84,7 @@ class Regression(TrainingTask):
         return {"loss": self.loss(outputs, targets).item(), "r2": r2}
 
 
-class Reconstruction(TrainingTask):
+class ReconstructionTask(TrainingTask):
     """Autoencoders: the target is the input itself."""
 
     name = "reconstruction"
@@ -90,7 +96,9 @@ class Reconstruction(TrainingTask):
         return F.mse_loss(outputs, targets)
 
 
-TASKS: dict[str, TrainingTask] = {task.name: task for task in (Classification(), Regression(), Reconstruction())}
+TASKS: NameRegistry[TrainingTask] = NameRegistry("task")
+for _task in (ClassificationTask(), RegressionTask(), ReconstructionTask()):
+    TASKS.register(_task)
 
 
 def one_vs_rest_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -1,0 +1,59 @@
+"""How the rounds of a bias-variance decomposition differ from one another."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import replace
+
+import numpy as np
+
+from tunelab.datasets import Splits
+from tunelab.strategy import NameRegistry, Strategy
+from tunelab.training.plan import TrialPlan
+
+
+class BiasVarMethod(Strategy):
+    summary: str  # what the variance is over, for --help and the README
+
+    @abstractmethod
+    def round_data(self, data: Splits, round_index: int) -> Splits:
+        """The splits round `round_index` trains on."""
+
+    @abstractmethod
+    def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
+        """The configuration round `round_index` trains."""
+
+
+class Bootstrap(BiasVarMethod):
+    """Each round trains on a resample (with replacement) of the training split, the
+    initialisation seed fixed."""
+
+    name = "bootstrap"
+    summary = "resampled training sets (the variance over training sets)"
+
+    def round_data(self, data: Splits, round_index: int) -> Splits:
+        rows = len(data.train_y)
+        chosen = np.random.RandomState(round_index).randint(0, rows, size=rows)
+        return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
+
+    def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
+        return plan
+
+
+class Seeds(BiasVarMethod):
+    """The same training split every round, a different seed (initialisation and shuffling)
+    each round."""
+
+    name = "seeds"
+    summary = "one training set, new seeds (the variance of the optimiser and the initialisation)"
+
+    def round_data(self, data: Splits, round_index: int) -> Splits:
+        return data
+
+    def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
+        return replace(plan, rules=replace(plan.rules, seed=plan.rules.seed + 1 + round_index))
+
+
+BIASVAR_METHODS: NameRegistry[BiasVarMethod] = NameRegistry("bias-variance method")
+for _method in (Bootstrap(), Seeds()):
+    BIASVAR_METHODS.register(_method)
