@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from tunelab.errors import StoreError
-from tunelab.store import StudyTables
+from tunelab.store import StudyTables, schema
 from tunelab_dashboard import loaders
 from tunelab_dashboard.settings import REFRESH_SECONDS, current_storage_root
 
@@ -95,7 +95,7 @@ def keep_fresh(storage: Path) -> None:
     if name is None:
         return
     revision = loaders.study_revision(storage, name)
-    if loaders.study_status(storage, name, revision) != "running":
+    if loaders.study_status(storage, name, revision) != schema.STUDY_RUNNING:
         return
     with st.sidebar:
         _watch_store(storage, name, revision)

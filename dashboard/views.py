@@ -11,18 +11,19 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.store import schema
 from tunelab.summary import format_value
 
 # How each trial ended, in words (the store's status names are terse).
 STATUS_LABELS = {
-    "completed": "completed",
-    "stopped_early": "stopped by scheduler",
-    "early_stopped_patience": "stopped by patience",
-    "diverged": "diverged",
-    "errored": "errored",
-    "reached_goal": "reached the goal",
-    "interrupted": "interrupted",
-    "running": "running",
+    schema.COMPLETED: "completed",
+    schema.STOPPED_EARLY: "stopped by scheduler",
+    schema.EARLY_STOPPED_PATIENCE: "stopped by patience",
+    schema.DIVERGED: "diverged",
+    schema.ERRORED: "errored",
+    schema.REACHED_GOAL: "reached the goal",
+    schema.INTERRUPTED: "interrupted",
+    schema.RUNNING: "running",
 }
 # Trial-table columns that are not parameters.
 RESULT_COLUMNS = {"trial", "status", "objective", "best_epoch", "stop_epoch", "test_acc", "test_r2", "test_loss", "trial_id"}

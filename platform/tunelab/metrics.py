@@ -73,18 +73,8 @@ def worst_value(mode: Mode) -> float:
     """The objective a diverged trial reports: ASHA stops it and Optuna learns to avoid it."""
     return float("inf") if mode == "min" else float("-inf")
 
-# How a trial ended, as the store and the progress display name it.
-TRIAL_STATUSES: tuple[str, ...] = (
-    "completed",  # ran to max_epochs
-    "stopped_early",  # stopped by the scheduler (ASHA / median)
-    "early_stopped_patience",  # no improvement for `patience` epochs
-    "reached_goal",  # its objective reached the study's `objective.goal`
-    "diverged",  # loss became NaN or infinite
-    "errored",  # raised an exception
-    "interrupted",  # still running when the study ended (time budget, goal reached, Ctrl-C)
-)
-
-
 def ended_status(last_result: dict[str, object]) -> str:
     """Status of a trial that finished without an error, from its last report."""
-    return str(last_result.get(TRIAL_END) or "stopped_early")
+    from tunelab.store.schema import STOPPED_EARLY
+
+    return str(last_result.get(TRIAL_END) or STOPPED_EARLY)

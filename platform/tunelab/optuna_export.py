@@ -19,11 +19,9 @@ import pandas as pd
 from tunelab.errors import BadInputError
 from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
+from tunelab.store.schema import ENDED_ON_THEIR_OWN, RUNNING, STOPPED_EARLY
 from tunelab.stored_study import trial_params
 
-ENDED_ON_THEIR_OWN = ("completed", "early_stopped_patience", "reached_goal", "diverged")
-STOPPED_BY_THE_SCHEDULER = ("stopped_early",)
-FAILED = ("errored", "interrupted")
 USER_ATTRIBUTES = ("trial_id", "status", "stop_epoch", "best_epoch", "epochs", "stop_reason")
 
 
@@ -107,7 +105,7 @@ def _frozen(row: dict[str, Any], space: dict[str, _Distribution], intermediate: 
     from optuna.trial import TrialState, create_trial
 
     status = str(row.get("status"))
-    if status == "running":
+    if status == RUNNING:
         return None
     params = {name: value for name, value in trial_params(pd.Series(row)).items() if name in space}
     distributions = {name: optuna_distribution(space[name]) for name in params}
@@ -119,7 +117,7 @@ def _frozen(row: dict[str, Any], space: dict[str, _Distribution], intermediate: 
     attributes.update({name: _plain(v) for name, v in row.items() if str(name).startswith("final_test_") and _plain(v) is not None})
     if status in ENDED_ON_THEIR_OWN and has_value:
         state, values = TrialState.COMPLETE, [float(value)]
-    elif status in STOPPED_BY_THE_SCHEDULER:
+    elif status == STOPPED_EARLY:
         state, values = TrialState.PRUNED, None
     else:
         state, values = TrialState.FAIL, None

@@ -14,12 +14,12 @@ import pandas as pd
 
 from tunelab.errors import BadInputError
 from tunelab.metrics import EPOCH_METRICS
-from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
+from tunelab.store import StudyPaths, read_epochs, read_study, read_trials, schema
 from tunelab.stored_study import trial_params
 
 TENSORBOARD_FOLDER = "tensorboard"
 # How a trial's status reads in MLflow's run states.
-MLFLOW_STATUS = {"errored": "FAILED", "interrupted": "KILLED", "running": "RUNNING"}
+MLFLOW_STATUS = {schema.ERRORED: "FAILED", schema.INTERRUPTED: "KILLED", schema.RUNNING: "RUNNING"}
 STUDY_FIELDS = ("dataset", "model", "objective_metric", "objective_mode", "searcher", "scheduler", "max_epochs", "num_samples")
 
 
@@ -75,7 +75,7 @@ def write_mlflow(paths: StudyPaths, tracking_uri: str, experiment: str | None = 
             client.log_batch(child.info.run_id, metrics=metrics[start:start + 900], params=params if start == 0 else [],
                              tags=[RunTag("tunelab.objective", str(row.get("objective")))] if start == 0 else [])
         client.set_terminated(child.info.run_id, status=MLFLOW_STATUS.get(str(row.get("status")), "FINISHED"))
-    client.set_terminated(parent.info.run_id, status="FINISHED" if info.get("status") == "completed" else "KILLED")
+    client.set_terminated(parent.info.run_id, status="FINISHED" if info.get("status") == schema.STUDY_COMPLETED else "KILLED")
     return parent.info.run_id
 
 

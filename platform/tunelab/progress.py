@@ -11,6 +11,9 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from tunelab.metrics import Mode, ended_status, epoch_rows
+from tunelab.store.schema import (
+    DIVERGED, EARLY_STOPPED_PATIENCE, ERRORED, INTERRUPTED, REACHED_GOAL, RUNNING, STOPPED_EARLY,
+)
 from tunelab.ray_log import RAY_LOG
 from tunelab.store_callback import StoreCallback
 
@@ -62,7 +65,7 @@ class ProgressCallback(Callback):
         self.best_value, self.best_trial = math.nan, ""
         for record in self.store.writer.trials():
             status = str(record.get("status", ""))
-            if status not in ("running", "interrupted", ""):
+            if status not in (RUNNING, INTERRUPTED, ""):
                 self.ended[status] += 1
             value = record.get("objective")
             if isinstance(value, float) and math.isfinite(value) and self._better(value):
@@ -112,9 +115,8 @@ class ProgressCallback(Callback):
         self.last_line = time.monotonic()
         done = sum(self.ended.values())
         counts = [f"{done}/{self.num_samples} done", f"{len(self.running)} running"]
-        for status, label in (("stopped_early", "stopped by scheduler"), ("early_stopped_patience", "by patience"),
-                              ("diverged", "diverged"), ("errored", "errored"),
-                              ("reached_goal", "reached the goal")):
+        for status, label in ((STOPPED_EARLY, "stopped by scheduler"), (EARLY_STOPPED_PATIENCE, "by patience"),
+                              (DIVERGED, "diverged"), (ERRORED, "errored"), (REACHED_GOAL, "reached the goal")):
             if self.ended[status]:
                 counts.append(f"{self.ended[status]} {label}")
         if self.best_trial:

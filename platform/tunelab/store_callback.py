@@ -11,11 +11,13 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, TRIAL_STATUSES, ended_status, epoch_rows
+from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, ended_status, epoch_rows
 from tunelab.store import StudyPaths, StudyWriter, read_epochs
 from tunelab.store.layout import PARAM_PREFIX
+from tunelab.store.schema import (
+    COMPLETED, DIVERGED, EARLY_STOPPED_PATIENCE, ERRORED, FINISHED, INTERRUPTED, REACHED_GOAL, RUNNING,
+)
 
-FINISHED_STATUSES = set(TRIAL_STATUSES) - {"interrupted"}
 LOST_REASON = (
     "lost with the killed driver: it started after Ray's last saved state, so the resumed study "
     "ran another trial in its place"
@@ -66,7 +68,7 @@ class StoreCallback(Callback):
 
     def _already_finished(self, trial_id: str) -> bool:
         """Finished under an earlier driver: Ray may replay it after a resume; the store keeps it."""
-        return str(self.writer.trial(trial_id).get("status", "")) in FINISHED_STATUSES
+        return str(self.writer.trial(trial_id).get("status", "")) in FINISHED
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         if self._already_finished(trial.trial_id):
@@ -74,7 +76,7 @@ class StoreCallback(Callback):
         params = {PARAM_PREFIX + name: value for name, value in trial.config.items()}
         started = self.writer.trial(trial.trial_id).get("started_at") or now()  # a resumed trial keeps its start
         self.writer.update_trial(
-            trial.trial_id, trial_number=self.trial_number(trial.trial_id), status="running", started_at=started, **params
+            trial.trial_id, trial_number=self.trial_number(trial.trial_id), status=RUNNING, started_at=started, **params
         )
         # A started trial survives a killed driver, so a resumed study can account for it.
         self.writer.log_trial(trial.trial_id)
@@ -125,10 +127,10 @@ class StoreCallback(Callback):
         end = last.get(TRIAL_END)
         stop_epoch = int(last.get("epoch", last.get("training_iteration", 0)))
         reasons = {
-            "completed": "reached max_epochs",
-            "early_stopped_patience": f"no improvement in {last.get('epoch', 0) - last.get('best_epoch', 0)} epochs (best epoch {last.get('best_epoch')})",
-            "diverged": "loss became NaN or infinite",
-            "reached_goal": f"{self.objective} reached the study's goal (best epoch {last.get('best_epoch')}): the study ends",
+            COMPLETED: "reached max_epochs",
+            EARLY_STOPPED_PATIENCE: f"no improvement in {last.get('epoch', 0) - last.get('best_epoch', 0)} epochs (best epoch {last.get('best_epoch')})",
+            DIVERGED: "loss became NaN or infinite",
+            REACHED_GOAL: f"{self.objective} reached the study's goal (best epoch {last.get('best_epoch')}): the study ends",
             None: f"stopped by the {self.scheduler_name} scheduler at epoch {stop_epoch}",
         }
         self._finish(trial, status=ended_status(last), stop_epoch=stop_epoch, stop_reason=reasons.get(end, end))
@@ -136,7 +138,7 @@ class StoreCallback(Callback):
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """A failed trial restarts from its saved state; count it and keep the reason."""
         retries = _count(self.writer.trial(trial.trial_id).get("retries")) + 1
-        self.writer.update_trial(trial.trial_id, status="running", retries=retries, error=_error_message(trial))
+        self.writer.update_trial(trial.trial_id, status=RUNNING, retries=retries, error=_error_message(trial))
         self.writer.log_trial(trial.trial_id)
         self._flush_if_due()
 
@@ -144,7 +146,7 @@ class StoreCallback(Callback):
         last = trial.last_result or {}
         self._finish(
             trial,
-            status="errored",
+            status=ERRORED,
             stop_epoch=int(last.get("epoch", 0)),
             stop_reason="the trial raised an exception",
             error=_error_message(trial),
@@ -152,11 +154,11 @@ class StoreCallback(Callback):
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         records = self.writer.trials()
-        winners = [record["trial_number"] for record in records if record.get("status") == "reached_goal"]
+        winners = [record["trial_number"] for record in records if record.get("status") == REACHED_GOAL]
         reason = (f"stopped when trial {winners[0]} reached the study's goal" if winners
                   else "still running when the study ended (time budget or interrupt)")
         for record in records:
-            if record.get("status") == "running":
+            if record.get("status") == RUNNING:
                 self._interrupt(record["trial_id"], _count(record.get("epochs")), reason)
         self.writer.flush()
         self.writer.compact_epochs()
@@ -185,7 +187,7 @@ class StoreCallback(Callback):
         lost = [
             record["trial_id"]
             for record in self.writer.trials()
-            if record.get("status") == "running" and record["trial_id"] not in known_to_ray
+            if record.get("status") == RUNNING and record["trial_id"] not in known_to_ray
         ]
         if not lost:
             return
@@ -199,7 +201,7 @@ class StoreCallback(Callback):
 
     def _interrupt(self, trial_id: str, stop_epoch: int, reason: str, **fields: Any) -> None:
         """A trial that will train no further, though it did not end on its own."""
-        self.writer.update_trial(trial_id, status="interrupted", stop_epoch=stop_epoch, stop_reason=reason, **fields)
+        self.writer.update_trial(trial_id, status=INTERRUPTED, stop_epoch=stop_epoch, stop_reason=reason, **fields)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         # Between results too (long epochs, the last trials of a study), the tables on disk

@@ -17,10 +17,10 @@ from tunelab.datasets.preprocessing import Preprocessing
 from tunelab.errors import BadInputError
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
 from tunelab.store.layout import DEFAULT_STORAGE, PARAM_PREFIX
+from tunelab.store.schema import WITH_A_FINAL_RESULT
 from tunelab.tuned_model import TunedModel, build_tuned_model
 
 # Trials that ran to their own end: their saved state holds the weights of their best epoch.
-FINISHED_ON_THEIR_OWN = ("completed", "early_stopped_patience", "reached_goal")
 
 
 class Study:
@@ -155,7 +155,7 @@ class Study:
             raise BadInputError(
                 f"trial {number} of study {self.name!r} has no saved model: it ended {row.get('status')} at epoch "
                 f"{_int_or_none(row.get('stop_epoch'))}; choose a trial that ran to its own end "
-                f"({', '.join(FINISHED_ON_THEIR_OWN)})"
+                f"({', '.join(WITH_A_FINAL_RESULT)})"
             )
         saved_best = int(saved["best_epoch"])
         spec = self._spec(read_data=False)

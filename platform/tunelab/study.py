@@ -25,6 +25,9 @@ from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.atomic import write_text_atomic
 from tunelab.store.driver_lock import driver_lock
+from tunelab.store.schema import (
+    FINISHED, STOPPED_EARLY, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING,
+)
 from tunelab.stopping import GoalStopper
 from tunelab.store_callback import now
 from tunelab.training import trial_state
@@ -175,7 +178,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         max_epochs=spec.train.max_epochs,
         num_samples=num_samples,
         max_concurrent=max_concurrent,
-        status="running",
+        status=STUDY_RUNNING,
         started_at=now(),
         finished_at=None,
     )
@@ -232,7 +235,7 @@ def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) 
 def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None], ray_log: RayLog) -> StudyOutcome:
     study = read_study(paths)
     name = paths.name
-    if study["status"] == "completed":
+    if study["status"] == STUDY_COMPLETED:
         raise BadInputError(f"study {name!r} already completed; nothing to resume")
     from ray import tune
 
@@ -246,9 +249,9 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     ray_start_seconds = time.monotonic() - ray_started
     ray_log.write_to(paths.root / RAY_LOG)
     done = read_trials(paths)
-    finished = int((~done["status"].isin(["running", "interrupted"])).sum()) if "status" in done else 0
+    finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
     echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
-    StudyWriter(paths).update_study(status="running", resumed_at=now())
+    StudyWriter(paths).update_study(status=STUDY_RUNNING, resumed_at=now())
     tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths), resume_unfinished=True)
     return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
@@ -285,12 +288,12 @@ def fit_study(
     """Run the tuner to its end, keep the study's status true, then any asked-for biasvar.
 
     Ctrl-C (SIGINT) ends the study as `interrupted`, resumable, and raises StudyInterrupted."""
-    status = "failed"
+    status = STUDY_FAILED
     try:
         interrupted = fit_noticing_ctrl_c(tuner)
-        status = "interrupted" if interrupted else "completed"
+        status = STUDY_INTERRUPTED if interrupted else STUDY_COMPLETED
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = STUDY_INTERRUPTED
         raise StudyInterrupted(spec.name) from None
     finally:
         StudyWriter(paths).update_study(status=status, finished_at=now())
@@ -312,7 +315,7 @@ def fit_study(
         confirmed = confirmation(paths)
         if confirmed is not None:
             echo(confirmed.sentence)
-    if spec.audit is not None and (read_trials(paths)["status"] == "stopped_early").any():
+    if spec.audit is not None and (read_trials(paths)["status"] == STOPPED_EARLY).any():
         from tunelab.trust.report import audit
         from tunelab.trust.runners import run_audit
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tunelab.analysis.curves import available_kinds
 from tunelab.analysis.overview import PARAM_PREFIX, finite_numbers
-from tunelab.store import StudyTables
+from tunelab.store import StudyTables, schema
 from tunelab.store.layout import BIASVAR_TABLE, LEARNING_CURVES_TABLE
 from tunelab.store.reader import read_table
 
@@ -26,7 +26,7 @@ REMEDIES: dict[str, str] = {
 # is judged only for trials that ended on their own; every other trial is shown in a group of
 # its own, never in a region. (Comparing every trial at one common epoch instead would judge
 # all trials at the first rung, before most of them had learnt much.)
-JUDGED_STATUSES = ("completed", "early_stopped_patience", "reached_goal")
+JUDGED_STATUSES = schema.WITH_A_FINAL_RESULT
 FIT_RULE = (
     "Fit is judged only for trials that ran to their own end (completed, stopped by patience, or reached the "
     "goal), at their best epoch. Trials stopped before converging are never placed in a region: their training "
@@ -34,17 +34,17 @@ FIT_RULE = (
 )
 # Trials whose fit is not judged, by how they ended: the group they are shown in, and why.
 NOT_JUDGED: dict[str, tuple[str, str]] = {
-    "stopped_early": (
+    schema.STOPPED_EARLY: (
         "stopped before converging",
         "The scheduler stopped it at a rung while it was still learning: its errors there say where it was cut.",
     ),
-    "interrupted": (
+    schema.INTERRUPTED: (
         "interrupted before converging",
         "Still training when the study ended (its time budget, another trial reaching the goal, a killed driver).",
     ),
-    "running": ("still running", "Judged once it ends on its own."),
-    "diverged": ("diverged", "Its loss became NaN or infinite: a training failure (often too high a learning rate), not a fit."),
-    "errored": ("errored", "It raised an exception: its error is in the trial table."),
+    schema.RUNNING: ("still running", "Judged once it ends on its own."),
+    schema.DIVERGED: ("diverged", "Its loss became NaN or infinite: a training failure (often too high a learning rate), not a fit."),
+    schema.ERRORED: ("errored", "It raised an exception: its error is in the trial table."),
 }
 # Classification error is a rate: below one percentage point a threshold is within the noise
 # of a validation split of a few hundred examples.

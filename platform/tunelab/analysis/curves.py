@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from tunelab.analysis.overview import finite_numbers
-from tunelab.store import StudyTables
+from tunelab.store import StudyTables, schema
 
 KINDS = ("loss", "acc", "r2")
 CURVE_COLUMNS = ["trial_id", "trial_number", "status", "epoch", "value"]
@@ -35,7 +35,7 @@ def stop_points(tables: StudyTables, metric: str) -> pd.DataFrame:
     trials = tables.trials
     if "stop_epoch" not in trials or "status" not in trials:
         return _empty(STOP_COLUMNS)
-    ended = trials[(trials["status"] != "running") & trials["stop_epoch"].notna()]
+    ended = trials[(trials["status"] != schema.RUNNING) & trials["stop_epoch"].notna()]
     points = ended[["trial_id", "trial_number", "status", "stop_epoch"]].astype({"stop_epoch": int})
     if metric in tables.epochs:
         at_epoch = tables.epochs[["trial_id", "epoch"]].assign(value=finite_numbers(tables.epochs[metric]))

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from tunelab.analysis.overview import finite_numbers
 from tunelab.errors import StoreError
+from tunelab.store import schema
 from tunelab.store import StudyPaths, StudyTables, list_study_names, read_study, read_study_tables, read_trials
 
 SUMMARY_COLUMNS = [
@@ -22,14 +23,14 @@ SUMMARY_COLUMNS = [
 ]
 # Count column → the trial status it counts.
 STATUS_COUNTS = {
-    "trials_running": "running",
-    "trials_completed": "completed",
-    "trials_stopped_early": "stopped_early",
-    "trials_patience": "early_stopped_patience",
-    "trials_diverged": "diverged",
-    "trials_errored": "errored",
-    "trials_reached_goal": "reached_goal",
-    "trials_interrupted": "interrupted",
+    "trials_running": schema.RUNNING,
+    "trials_completed": schema.COMPLETED,
+    "trials_stopped_early": schema.STOPPED_EARLY,
+    "trials_patience": schema.EARLY_STOPPED_PATIENCE,
+    "trials_diverged": schema.DIVERGED,
+    "trials_errored": schema.ERRORED,
+    "trials_reached_goal": schema.REACHED_GOAL,
+    "trials_interrupted": schema.INTERRUPTED,
 }
 
 

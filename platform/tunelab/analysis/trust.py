@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tunelab.store.schema import STOPPED_EARLY, WITH_A_FINAL_RESULT
+
 LEVEL = 0.95
 BOOTSTRAP_DRAWS = 4000
 # Status words of trials that ran to their own end: their objective is a finished result.
-FINISHED = ("completed", "early_stopped_patience", "reached_goal")
-STOPPED = "stopped_early"
 
 
 def mean_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[float, float, float]:
@@ -189,7 +189,7 @@ def audit_report(
 
     maximise = mode == "max"
     better = (lambda a, b: a > b) if maximise else (lambda a, b: a < b)
-    finished = trials[trials["status"].isin(FINISHED) & trials["objective"].notna()]
+    finished = trials[trials["status"].isin(WITH_A_FINAL_RESULT) & trials["objective"].notna()]
     # The study's top k as `tunelab results` ranks it: every trial with a result.
     ranked = trials.loc[trials["objective"].notna(), "objective"].astype(float).sort_values(ascending=not maximise)
     k = min(top_k, len(ranked))
@@ -205,7 +205,7 @@ def audit_report(
     audited["would_be_top"] = [bool(k) and better(value, threshold) for value in audited["best_objective"]]
     audited["margin"] = [(value - threshold) if maximise else (threshold - value) for value in audited["best_objective"]]
 
-    stopped = trials[trials["status"] == STOPPED]
+    stopped = trials[trials["status"] == STOPPED_EARLY]
     numbers = dict(zip(trials["trial_id"], trials["trial_number"]))
     audited_ids = set(audit["trial_id"])
     per_rung, points = [], []
@@ -283,7 +283,7 @@ def _audit_sentences(report: AuditReport, trials: pd.DataFrame, rungs: list[int]
     worst = killed.sort_values("would_be_top", ascending=False).iloc[0]
     rung = int(worst["rung"])
     later = [r for r in rungs if r > rung]
-    stopped = trials[trials["status"] == STOPPED]
+    stopped = trials[trials["status"] == STOPPED_EARLY]
     if later:
         grace = later[0]
         extra = float(sum(max(0, grace - int(e)) for e in stopped["stop_epoch"] if int(e) < grace))

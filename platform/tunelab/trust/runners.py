@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from tunelab.analysis.trust import FINISHED, STOPPED
+from tunelab.store.schema import STOPPED_EARLY, STUDY_RUNNING, WITH_A_FINAL_RESULT
 from tunelab.errors import BadInputError
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
@@ -36,7 +36,7 @@ def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit
     if top < 1:
         raise BadInputError(f"--top {top}: expected at least 1")
     paths, spec, trials = _finished_study(storage, study)
-    scored = rank_trials(trials[trials["status"].isin([*FINISHED, STOPPED]) & trials["objective"].notna()], spec.objective_mode)
+    scored = rank_trials(trials[trials["status"].isin([*WITH_A_FINAL_RESULT, STOPPED_EARLY]) & trials["objective"].notna()], spec.objective_mode)
     if len(scored) < top:
         raise BadInputError(f"study {study!r} has {len(scored)} trial(s) with a result; expected at least --top {top}")
     chosen = scored.head(top)
@@ -62,7 +62,7 @@ def run_audit(storage: Path, study: str, sample: int | None = None, every: bool 
               echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Continue stopped trials to their own end; return the per-trial rows stored."""
     paths, spec, trials = _finished_study(storage, study)
-    stopped = trials[trials["status"] == STOPPED]
+    stopped = trials[trials["status"] == STOPPED_EARLY]
     if stopped.empty:
         raise BadInputError(f"study {study!r} has no trial the scheduler stopped; nothing to audit")
     if sample is not None and sample < 1:
@@ -119,7 +119,7 @@ def _finished_study(storage: Path, study: str) -> tuple[StudyPaths, Spec, pd.Dat
     if not paths.exists():
         raise BadInputError(f"no study {study!r} in {storage}")
     info = read_study(paths)
-    if info["status"] == "running":
+    if info["status"] == STUDY_RUNNING:
         raise BadInputError(f"study {study!r} is still running; confirm and audit a study once it has ended")
     spec = parse_spec(str(info["spec_yaml"]), f"{paths.study} (spec_yaml)")
     return paths, spec, read_trials(paths)
@@ -135,7 +135,7 @@ def _as_trained(spec: Spec, row: dict[str, Any]) -> TrialPlan:
     """The trial's plan as it trained: to its own end, or, where the scheduler stopped it, to the
     epoch it was stopped at (so its replicates and its search score cover the same epochs)."""
     plan = _plan(spec, row)
-    if row["status"] != STOPPED:
+    if row["status"] != STOPPED_EARLY:
         return plan
     return dataclasses.replace(plan, rules=dataclasses.replace(plan.rules, max_epochs=int(row["stop_epoch"])))
 
