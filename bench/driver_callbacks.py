@@ -191,9 +191,9 @@ def percentile(ordered: list[float], share: float) -> float:
 def measure(folder: Path, windows: tuple[int, ...], window: int, epochs_per_trial: int, concurrent: int,
             step_seconds: float) -> list[Window]:
     from tunelab import progress, store_callback
-    from tunelab.progress import ProgressCallback
+    from tunelab.tune.progress import ProgressCallback
     from tunelab.store import StudyPaths, StudyWriter
-    from tunelab.store_callback import StoreCallback
+    from tunelab.tune.store_callback import StoreCallback
 
     clock = SimulatedClock()
     store_callback.time = clock  # type: ignore[assignment]  # the study's clock, see SimulatedClock
@@ -248,9 +248,9 @@ HOOKS = ("on_step_begin", "on_step_end", "on_trial_start", "on_trial_result", "o
 
 def measure_study(spec_file: Path, folder: Path, num_samples: int | None) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run a real study with every hook of both callbacks timed: seconds per call by hook."""
-    from tunelab.progress import ProgressCallback
+    from tunelab.tune.progress import ProgressCallback
     from tunelab.spec import load_spec
-    from tunelab.store_callback import StoreCallback
+    from tunelab.tune.store_callback import StoreCallback
     from tunelab.study import run_study
 
     calls: dict[str, list[float]] = defaultdict(list)

@@ -72,7 +72,8 @@ def run_packing(spec_file: Path, out: Path, logical_gpus: int) -> None:
 
     from tunelab.spec import load_spec
     from tunelab.store import read_trials
-    from tunelab.study import load_study_data, run_study
+    from tunelab.from_spec import load_study_data
+    from tunelab.study import run_study
 
     spec = load_spec(spec_file)
     if logical_gpus:

@@ -84,7 +84,7 @@ def run_inprocess(spec_file: Path, out: Path, share: int = 0, shares: int = 1) -
     import torch
 
     from tunelab.spec import load_spec
-    from tunelab.study import load_study_data, study_setup
+    from tunelab.from_spec import load_study_data, study_setup
     from tunelab.training.loop import train_trial
 
     torch.set_num_threads(1)  # one CPU per trial, as in the Ray ways
@@ -108,7 +108,7 @@ def run_plain_ray(spec_file: Path, out: Path) -> None:
     from ray import tune
 
     from tunelab.spec import load_spec
-    from tunelab.study import load_study_data, study_setup
+    from tunelab.from_spec import load_study_data, study_setup
 
     spec = load_spec(spec_file)
     data, setup = load_study_data(spec), study_setup(spec)

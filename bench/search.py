@@ -155,10 +155,10 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     import torch
 
     from tunelab.metrics import TRIAL_END
-    from tunelab.search.optuna_search import DefineByRun
+    from tunelab.tune.optuna_search import DefineByRun
     from tunelab.search.searchers import SEARCHERS
     from tunelab.spec import load_spec, resolved_options
-    from tunelab.study import load_study_data, study_setup, trial_budgets
+    from tunelab.from_spec import load_study_data, study_budgets, study_setup
     from tunelab.training.loop import train_trial
 
     torch.set_num_threads(1)
@@ -168,7 +168,7 @@ def run_optuna(spec_file: Path, out: Path) -> None:
     space = DefineByRun(spec.search_space)
     searcher = SEARCHERS["tpe"]
     sampler = searcher.build(space=spec.search_space, seed=spec.searcher.seed,
-                             options=resolved_options(spec.searcher, searcher.options), budgets=trial_budgets(spec))
+                             options=resolved_options(spec.searcher, searcher.options), budgets=study_budgets(spec))
     grace_period, reduction_factor = asha_defaults(spec.train.max_epochs)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=grace_period, reduction_factor=reduction_factor)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)

@@ -100,7 +100,7 @@ def ray_runtime() -> Iterator[None]:
     """One embedded Ray for the session's in-process studies; shut down only if we started it."""
     import ray
 
-    from tunelab.local_ray import start_ray
+    from tunelab.tune.local_ray import start_ray
 
     # Trial processes import test models by path (`study_models:FragileMLP`).
     tests_dir = str(Path(__file__).resolve().parent)

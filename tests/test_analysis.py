@@ -20,7 +20,8 @@ from conftest import small_study
 from tunelab.errors import StoreError
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyTables, StudyWriter
-from tunelab.study import load_study_data, run_study
+from tunelab.from_spec import load_study_data
+from tunelab.study import run_study
 from tunelab.summary import summary_table
 
 pytestmark = pytest.mark.ray

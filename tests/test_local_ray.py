@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys, time
     import ray
-    from tunelab.local_ray import start_ray
+    from tunelab.tune.local_ray import start_ray
 
     @ray.remote(num_cpus=0)
     class Talker:
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
     time.sleep(4)  # long enough for worker lines to reach this terminal
     print("COMMAND OUTPUT ENDS", file=sys.stderr, flush=True)
     if sys.argv[1] == "quiet":
-        from tunelab.local_ray import stop_ray_quietly
+        from tunelab.tune.local_ray import stop_ray_quietly
         stop_ray_quietly()
     """
 )
@@ -72,7 +72,7 @@ def test_a_command_stops_the_ray_it_started_and_only_that(tmp_path: Path) -> Non
         import ray
         import tunelab.cli
         from tunelab.cli import main
-        from tunelab.local_ray import start_ray
+        from tunelab.tune.local_ray import start_ray
 
         if sys.argv[1] == "caller's own":
             start_ray()

@@ -30,7 +30,7 @@ def run_epochs(reporter: EpochReporter, clock: FakeClock, epochs: int, seconds_e
 
 def test_short_epochs_travel_together_and_every_epoch_arrives_once() -> None:
     clock, sent = FakeClock(), []
-    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), decision_epochs=(), clock=clock)
+    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), rung_epochs=(), clock=clock)
     run_epochs(reporter, clock, epochs=10, seconds_each=REPORT_EVERY_S / 3, last={TRIAL_END: "completed"})
 
     assert len(sent) < 10, "short epochs should share reports"
@@ -45,14 +45,14 @@ def test_short_epochs_travel_together_and_every_epoch_arrives_once() -> None:
 
 def test_long_epochs_are_reported_one_by_one() -> None:
     clock, sent = FakeClock(), []
-    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), decision_epochs=(), clock=clock)
+    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), rung_epochs=(), clock=clock)
     run_epochs(reporter, clock, epochs=4, seconds_each=REPORT_EVERY_S * 2)
     assert [[row["epoch"] for row in report[EPOCH_ROWS]] for report in sent] == [[1], [2], [3], [4]]
 
 
 def test_an_epoch_the_scheduler_judges_is_sent_at_once() -> None:
     clock, sent = FakeClock(), []
-    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), decision_epochs={3, 9}, clock=clock)
+    reporter = EpochReporter(lambda metrics, state: sent.append(metrics), rung_epochs={3, 9}, clock=clock)
     run_epochs(reporter, clock, epochs=9, seconds_each=0.001)
     assert [report["epoch"] for report in sent] == [3, 9]
     assert [row["epoch"] for row in sent[0][EPOCH_ROWS]] == [1, 2, 3]
@@ -60,7 +60,7 @@ def test_an_epoch_the_scheduler_judges_is_sent_at_once() -> None:
 
 def test_an_epoch_with_a_checkpoint_is_sent_at_once_with_it() -> None:
     clock, sent = FakeClock(), []
-    reporter = EpochReporter(lambda metrics, state: sent.append((metrics["epoch"], state)), decision_epochs=(), clock=clock)
+    reporter = EpochReporter(lambda metrics, state: sent.append((metrics["epoch"], state)), rung_epochs=(), clock=clock)
     reporter(epoch_metrics(1), None)
     reporter(epoch_metrics(2), {"model": "weights"})
     assert sent == [(2, {"model": "weights"})]

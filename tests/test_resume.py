@@ -18,7 +18,7 @@ import yaml
 from conftest import small_study
 from tunelab.errors import StoreError
 from tunelab.store import StudyPaths, StudyWriter, read_epochs, read_study, read_trials
-from tunelab.store_callback import LOST_REASON
+from tunelab.tune.store_callback import LOST_REASON
 
 pytestmark = pytest.mark.ray
 FINISHED = {"completed", "stopped_early", "early_stopped_patience", "diverged", "errored"}

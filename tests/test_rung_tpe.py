@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tunelab.search.optuna_search import DefineByRun
+from tunelab.tune.optuna_search import DefineByRun
 from tunelab.search.rung_tpe import RungTPESampler
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec.distributions import Choice, IntRange, LogUniform, _Distribution

@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from tunelab.search.optuna_search import DefineByRun, StudySearch
+from tunelab.tune.optuna_search import DefineByRun, StudySearch
 from tunelab.search.schedulers import ASHA, SCHEDULERS, MedianStopping, NoScheduler
 from tunelab.search.searchers import SEARCHERS, GridSearcher
 from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution, evaluation_order
@@ -273,7 +273,7 @@ def test_tpe_moves_towards_good_regions_after_its_startup_trials() -> None:
 # --- schedulers ---------------------------------------------------------------------------
 
 
-def ray_decision_epochs(scheduler: ASHAScheduler, max_epochs: int) -> list[int]:
+def ray_rung_epochs(scheduler: ASHAScheduler, max_epochs: int) -> list[int]:
     """Epochs at which Ray's ASHA bracket judges a trial that reports every epoch."""
     (bracket,) = scheduler._brackets
     assert isinstance(bracket, _Bracket)
@@ -303,7 +303,7 @@ def test_asha_rungs_are_the_epochs_at_which_ray_judges_a_trial(
     scheduler = ASHA().build(max_epochs=max_epochs, options=options)
     rungs = ASHA().rung_epochs(max_epochs, options)
     assert rungs == sorted(set(rungs)), "rungs must be distinct and increasing"
-    assert rungs == ray_decision_epochs(scheduler, max_epochs)
+    assert rungs == ray_rung_epochs(scheduler, max_epochs)
 
 
 @pytest.mark.parametrize(("max_epochs", "grace_period", "rungs"), [(40, 5, [5, 10, 20]), (100, 13, [13, 26, 52]),
@@ -314,7 +314,7 @@ def test_asha_by_default_judges_after_an_eighth_of_the_epochs_and_keeps_the_bett
     options = resolve_params(ASHA.options, {})
     scheduler = ASHA().build(max_epochs=max_epochs, options=options)
     assert ASHA.grace_period(max_epochs, options) == grace_period and options["reduction_factor"] == 2
-    assert ASHA().rung_epochs(max_epochs, options) == rungs == ray_decision_epochs(scheduler, max_epochs)
+    assert ASHA().rung_epochs(max_epochs, options) == rungs == ray_rung_epochs(scheduler, max_epochs)
     assert ASHA().problems(max_epochs, options) == {}, "the default grace period always fits"
 
 

@@ -395,7 +395,7 @@ def test_the_results_callback_reopens_a_table_with_a_trial_that_has_no_epoch_yet
     import pickle
 
     from tunelab.store import StudyPaths, StudyWriter
-    from tunelab.store_callback import StoreCallback
+    from tunelab.tune.store_callback import StoreCallback
 
     paths = StudyPaths.of(tmp_path, "reopen")
     writer = StudyWriter(paths)

@@ -183,7 +183,7 @@ def test_bohb_study_models_rung_results_and_optuna_knows_where_each_trial_stoppe
 
     import optuna
 
-    from tunelab.search.optuna_search import DefineByRun
+    from tunelab.tune.optuna_search import DefineByRun
     from tunelab.search.rung_tpe import RungTPESampler
 
     document = small_study(name="bohb", searcher={"name": "bohb", "n_startup_trials": 3},

@@ -513,7 +513,7 @@ def dashboard(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tunelab.local_ray import ray_is_up, stop_ray_quietly
+    from tunelab.tune.local_ray import ray_is_up, stop_ray_quietly
 
     ray_was_up = ray_is_up()  # a program calling main with its own Ray keeps it
     try:

@@ -1,37 +1,27 @@
-"""Run a study: Spec → data → Ray Tune (OptunaSearch + scheduler) → results store."""
+"""Run a study: check the storage → load the data → build the tuner → fit → record the end,
+then what the experiment file asks for afterwards. Ray is behind `tunelab.tune`."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from tunelab.datasets import Splits, load_splits
 from tunelab.errors import BadInputError, StudyInterrupted
-from tunelab.metrics import metric_mode
-from tunelab.search.schedulers import SCHEDULERS
-from tunelab.search.searchers import SEARCHERS
-from tunelab.local_ray import concurrent_trial_slots, start_ray
-from tunelab.ray_log import RAY_LOG, RayLog, ray_output_kept
-from tunelab.spec import Spec, parse_spec, resolved_options
+from tunelab.follow_ups import run_follow_ups
+from tunelab.from_spec import load_study_data
+from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
-from tunelab.store.atomic import write_text_atomic
 from tunelab.store.driver_lock import driver_lock
-from tunelab.store.schema import (
-    FINISHED, STOPPED_EARLY, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING,
-)
-from tunelab.stopping import GoalStopper
-from tunelab.store_callback import now
-from tunelab.training import trial_state
-from tunelab.training.plan import StudySetup, TrainingRules
+from tunelab.store.schema import FINISHED, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING
+from tunelab.tune.local_ray import start_ray
+from tunelab.tune.ray_log import RAY_LOG, RayLog, ray_output_kept
+from tunelab.tune.store_callback import now
+from tunelab.tune.tuner import can_restore, fit_noticing_ctrl_c, new_study_tuner, restored_tuner
+
 
 @dataclass(frozen=True)
 class StudyOutcome:
@@ -79,53 +69,6 @@ def check_storage_is_shared(storage: Path) -> None:
         )
 
 
-def study_setup(spec: Spec) -> StudySetup:
-    early = spec.train.early_stopping
-    rules = TrainingRules(
-        max_epochs=spec.train.max_epochs,
-        objective=spec.objective.metric,
-        objective_mode=spec.objective_mode,
-        patience=early.patience,
-        min_delta=early.min_delta,
-        monitor=spec.monitor_metric,
-        monitor_mode=metric_mode(spec.monitor_metric),
-        seed=spec.train.seed,
-        checkpoint_interval_s=spec.train.checkpoint_interval_s,
-        goal=spec.objective.goal,
-    )
-    return StudySetup(
-        decision_epochs=frozenset(rung_epochs(spec)),
-        model_name=spec.model.name,
-        fixed_model_params=spec.model.options(),
-        fixed_knobs=spec.train.options(),
-        rules=rules,
-        cpus_per_trial=spec.resources.cpu,
-        gpus_per_trial=spec.resources.gpu,
-    )
-
-
-def rung_epochs(spec: Spec) -> list[int]:
-    """The epochs at which the study's scheduler may stop a trial."""
-    scheduler = SCHEDULERS[spec.scheduler.name]
-    return scheduler.rung_epochs(spec.train.max_epochs, resolved_options(spec.scheduler, scheduler.options))
-
-
-def trial_budgets(spec: Spec) -> list[int]:
-    """The epochs at which the study compares trials: the scheduler's rungs and max_epochs."""
-    return [*rung_epochs(spec), spec.train.max_epochs]
-
-
-def load_study_data(spec: Spec) -> Splits:
-    return load_splits(
-        spec.dataset.name,
-        spec.dataset.options(),
-        validation_fraction=spec.dataset.validation_fraction,
-        test_fraction=spec.dataset.test_fraction,
-        seed=spec.dataset.seed,
-        max_train_samples=spec.dataset.max_train_samples,
-    )
-
-
 def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) -> StudyOutcome:
     started = time.monotonic()
     paths = check_storage(storage, spec.name)
@@ -144,83 +87,6 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
 
-def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
-    """Write the study's row, then build its tuner: searcher, scheduler, callbacks."""
-    from ray import tune
-
-    from tunelab.progress import ProgressCallback
-    from tunelab.search.optuna_search import DefineByRun, StudySearch
-    from tunelab.store_callback import StoreCallback
-
-    searcher = SEARCHERS[spec.searcher.name]
-    scheduler = SCHEDULERS[spec.scheduler.name]
-    searcher_options = resolved_options(spec.searcher, searcher.options)
-    scheduler_options = resolved_options(spec.scheduler, scheduler.options)
-    num_samples = spec.budget.num_samples or 1
-    max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
-    metric, mode = spec.objective.metric, spec.objective_mode
-
-    writer = StudyWriter(paths)
-    writer.update_study(
-        name=spec.name,
-        description=spec.description,
-        spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
-        dataset=spec.dataset.name,
-        task=data.task,
-        # JSON text: the confusion matrices' rows and columns, in class-index order.
-        class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
-        model=spec.model.name,
-        objective_metric=metric,
-        objective_mode=mode,
-        searcher=searcher.name,
-        scheduler=scheduler.name,
-        rung_epochs=rung_epochs(spec),
-        max_epochs=spec.train.max_epochs,
-        num_samples=num_samples,
-        max_concurrent=max_concurrent,
-        status=STUDY_RUNNING,
-        started_at=now(),
-        finished_at=None,
-    )
-    if data.preprocessing is not None:
-        write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
-    echo(
-        f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
-        f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
-    )
-
-    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name)
-    search = StudySearch(
-        space=DefineByRun(spec.search_space),
-        metric=metric,
-        mode=mode,
-        sampler=searcher.build(space=spec.search_space, seed=spec.searcher.seed, options=searcher_options,
-                               budgets=trial_budgets(spec)),
-    )
-    return tune.Tuner(
-        study_trainable(spec, data, paths),
-        tune_config=tune.TuneConfig(
-            metric=metric,
-            mode=mode,
-            search_alg=search,
-            scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
-            num_samples=num_samples,
-            max_concurrent_trials=max_concurrent,
-            time_budget_s=spec.budget.time_budget_s,
-            reuse_actors=True,
-            trial_dirname_creator=trial_folder_name,
-        ),
-        run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=str(paths.root.parent),
-            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
-            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
-            stop=GoalStopper() if spec.objective.goal is not None else None,
-            verbose=0,
-        ),
-    )
-
-
 def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) -> StudyOutcome:
     """Continue a study whose driver died: finished trials stay, unfinished ones continue
     from their last checkpoints, and the searcher from its saved state."""
@@ -237,10 +103,8 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     name = paths.name
     if study["status"] == STUDY_COMPLETED:
         raise BadInputError(f"study {name!r} already completed; nothing to resume")
-    from ray import tune
-
     check_own_folder(paths.root)
-    if not tune.Tuner.can_restore(str(paths.root)):
+    if not can_restore(paths):
         raise BadInputError(f"{paths.root} has no Ray experiment state to resume from")
     spec = parse_spec(str(study["spec_yaml"]), f"{paths.study} (spec_yaml)")
     data = load_study_data(spec)
@@ -252,7 +116,7 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
     echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
     StudyWriter(paths).update_study(status=STUDY_RUNNING, resumed_at=now())
-    tuner = tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths), resume_unfinished=True)
+    tuner = restored_tuner(spec, data, paths)
     return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
 
 
@@ -270,22 +134,10 @@ def check_own_folder(folder: Path) -> None:
             )
 
 
-def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
-    """The trial function with the study's data, fixed settings and folder, and its resources."""
-    from ray import tune
-
-    from tunelab.training.trainable import tune_trainable
-
-    return tune.with_resources(
-        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
-
-
 def fit_study(
     tuner: Any, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
 ) -> StudyOutcome:
-    """Run the tuner to its end, keep the study's status true, then any asked-for biasvar.
+    """Run the tuner to its end, keep the study's status true, then the follow-ups the file asks for.
 
     Ctrl-C (SIGINT) ends the study as `interrupted`, resumable, and raises StudyInterrupted."""
     status = STUDY_FAILED
@@ -299,68 +151,7 @@ def fit_study(
         StudyWriter(paths).update_study(status=status, finished_at=now())
     if interrupted:
         raise StudyInterrupted(spec.name)
-    write_to_other_tools(spec, paths, echo)
-    if spec.biasvar is not None:
-        from tunelab.biasvar.runner import run_biasvar
-
-        asked = spec.biasvar
-        run_biasvar(paths.root.parent, spec.name, top=asked.top, rounds=asked.rounds, method=asked.method,
-                    learning_curve=asked.learning_curve, echo=echo)
-    if spec.confirm is not None:
-        from tunelab.trust.runners import run_confirm
-        from tunelab.trust.report import confirmation
-
-        run_confirm(paths.root.parent, spec.name, top=spec.confirm.top, seeds=spec.confirm.seeds,
-                    resplit=spec.confirm.resplit, echo=echo)
-        confirmed = confirmation(paths)
-        if confirmed is not None:
-            echo(confirmed.sentence)
-    if spec.audit is not None and (read_trials(paths)["status"] == STOPPED_EARLY).any():
-        from tunelab.trust.report import audit
-        from tunelab.trust.runners import run_audit
-
-        run_audit(paths.root.parent, spec.name, sample=spec.audit.sample, every=spec.audit.all, echo=echo)
-        audited = audit(paths, top_k=spec.audit.top)
-        for sentence in audited[0].sentences if audited is not None else []:
-            echo(sentence)
+    run_follow_ups(spec, paths, echo)
     return StudyOutcome(paths, read_trials(paths).to_dict("records"), time.monotonic() - started, ray_start_seconds)
 
 
-def write_to_other_tools(spec: Spec, paths: StudyPaths, echo: Callable[[str], None]) -> None:
-    """What the experiment's `logging:` asks for, written from the store once the study ended."""
-    from tunelab.other_tools import write_mlflow, write_tensorboard
-
-    if spec.logging.tensorboard:
-        echo(f"tensorboard: {write_tensorboard(paths)} (tensorboard --logdir it)")
-    if spec.logging.mlflow is not None:
-        run_id = write_mlflow(paths, spec.logging.mlflow.tracking_uri, spec.logging.mlflow.experiment)
-        echo(f"mlflow: parent run {run_id} in {spec.logging.mlflow.tracking_uri}")
-
-
-def fit_noticing_ctrl_c(tuner: Any) -> bool:
-    """`tuner.fit()`; True when Ctrl-C ended it.
-
-    Ray Tune catches the first SIGINT itself: it stops the experiment, saves its state (so it
-    can be resumed) and returns as if the study were done. It swaps its own handler in when
-    the fit starts and puts back the handler it found only when it caught a SIGINT, so the
-    handler in place afterwards tells which happened. A second Ctrl-C reaches ours: it raises
-    KeyboardInterrupt, as Python's own would.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        tuner.fit()  # signals go to the main thread only: nothing to notice here
-        return False
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_second_ctrl_c(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_second_ctrl_c)
-    try:
-        tuner.fit()
-        return signal.getsignal(signal.SIGINT) is on_second_ctrl_c
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def trial_folder_name(trial: Any) -> str:
-    return trial_state.trial_folder_name(trial.trial_id)

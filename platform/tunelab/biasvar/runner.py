@@ -36,7 +36,7 @@ def choose_trials(
     spec: Spec, trials: pd.DataFrame, study: str, trial_ids: list[str] | None, top: int | None
 ) -> list[ChosenTrial]:
     """The trials to decompose: the named ones, or the best `top` by objective."""
-    from tunelab.study import study_setup
+    from tunelab.from_spec import study_setup
 
     if trial_ids:
         known = set(trials["trial_id"]) if "trial_id" in trials else set()
@@ -77,8 +77,8 @@ def run_biasvar(
     spec = parse_spec(read_study(paths)["spec_yaml"], f"{paths.study} (spec_yaml)")
     chosen = choose_trials(spec, read_trials(paths), study, trial_ids, top)
 
-    from tunelab.ray_tasks import Job, run_jobs
-    from tunelab.study import load_study_data
+    from tunelab.tune.ray_tasks import Job, run_jobs
+    from tunelab.from_spec import load_study_data
 
     data = load_study_data(spec)
     gpu = spec.resources.gpu > 0
@@ -137,7 +137,7 @@ def _curve_on_device(data: Any, plan: TrialPlan, fraction: float, gpu: bool) -> 
 def _on_device(plan: TrialPlan, gpu: bool) -> TrialPlan:
     import dataclasses
 
-    from tunelab.ray_tasks import on_device
+    from tunelab.tune.ray_tasks import on_device
 
     return dataclasses.replace(plan, device=on_device(1, gpu))
 

@@ -46,7 +46,7 @@ class StudySetup:
     rules: TrainingRules
     cpus_per_trial: float
     gpus_per_trial: float
-    decision_epochs: frozenset[int] = frozenset()  # epochs the scheduler judges: reported at once
+    rung_epochs: frozenset[int] = frozenset()  # epochs the scheduler judges: reported at once
 
     def plan_for(self, config: Mapping[str, Any], device: str = "cpu") -> TrialPlan:
         model_param_names = {p.name for p in get_model(self.model_name).hyperparameters}

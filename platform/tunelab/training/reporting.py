@@ -24,16 +24,16 @@ Send = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 class EpochReporter:
     """The training loop's `on_epoch`: passes epochs on to `send` in batches."""
 
-    def __init__(self, send: Send, decision_epochs: Collection[int], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, send: Send, rung_epochs: Collection[int], clock: Callable[[], float] = time.monotonic) -> None:
         self.send = send
-        self.decision_epochs = frozenset(decision_epochs)
+        self.rung_epochs = frozenset(rung_epochs)
         self.clock = clock
         self.rows: list[dict[str, Any]] = []
         self.last_sent = clock()
 
     def __call__(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         self.rows.append({"epoch": metrics["epoch"], **{name: metrics[name] for name in EPOCH_METRICS if name in metrics}})
-        urgent = state is not None or TRIAL_END in metrics or metrics["epoch"] in self.decision_epochs
+        urgent = state is not None or TRIAL_END in metrics or metrics["epoch"] in self.rung_epochs
         if not urgent and self.clock() - self.last_sent < REPORT_EVERY_S:
             return
         self.send({**metrics, EPOCH_ROWS: self.rows}, state)

@@ -22,7 +22,7 @@ def replicate(data: Splits, plan: TrialPlan, index: int, resplit: bool, threads:
     """Train the configuration as its trial was (its epochs, its early stopping) with a new
     seed (initialisation, shuffling, dropout); with `resplit`, on a new train/validation split
     of the same rows (the test split stays). Its best validation objective and test metrics."""
-    from tunelab.ray_tasks import on_device
+    from tunelab.tune.ray_tasks import on_device
     from tunelab.training.loop import train_trial
 
     seed = plan.rules.seed + REPLICATE_SEED_OFFSET + index
@@ -59,7 +59,7 @@ def continue_stopped(data: Splits, plan: TrialPlan, threads: float, gpu: bool) -
     """Train a trial the scheduler stopped as it would have run without the scheduler: the
     same seed, so its first epochs repeat the stored ones exactly, then on to its own end
     (max_epochs, or patience). Every epoch's metrics and how it ended."""
-    from tunelab.ray_tasks import on_device
+    from tunelab.tune.ray_tasks import on_device
     from tunelab.training.loop import train_trial
 
     plan = dataclasses.replace(plan, device=on_device(threads, gpu))

@@ -40,7 +40,7 @@ def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit
     if len(scored) < top:
         raise BadInputError(f"study {study!r} has {len(scored)} trial(s) with a result; expected at least --top {top}")
     chosen = scored.head(top)
-    from tunelab.ray_tasks import Job
+    from tunelab.tune.ray_tasks import Job
 
     jobs = [Job((row["trial_id"], index), f"trial {int(row['trial_number'])} seed {index}", replicate,
                 (_as_trained(spec, row), index, resplit, spec.resources.cpu, spec.resources.gpu > 0))
@@ -68,7 +68,7 @@ def run_audit(storage: Path, study: str, sample: int | None = None, every: bool 
     if sample is not None and sample < 1:
         raise BadInputError(f"--sample {sample}: expected at least 1")
     chosen = stopped if every else stratified_sample(stopped, sample or max(AUDIT_AT_LEAST, math.ceil(AUDIT_SHARE * len(stopped))))
-    from tunelab.ray_tasks import Job
+    from tunelab.tune.ray_tasks import Job
 
     jobs = [Job(row["trial_id"], f"trial {int(row['trial_number'])} from epoch {int(row['stop_epoch'])}", continue_stopped,
                 (_plan(spec, row), spec.resources.cpu, spec.resources.gpu > 0))
@@ -126,7 +126,7 @@ def _finished_study(storage: Path, study: str) -> tuple[StudyPaths, Spec, pd.Dat
 
 
 def _plan(spec: Spec, row: dict[str, Any]) -> TrialPlan:
-    from tunelab.study import study_setup
+    from tunelab.from_spec import study_setup
 
     return study_setup(spec).plan_for(trial_params(pd.Series(row)))
 
@@ -141,8 +141,8 @@ def _as_trained(spec: Spec, row: dict[str, Any]) -> TrialPlan:
 
 
 def _run(spec: Spec, jobs: list[Any], echo: Callable[[str], None]) -> dict[Any, Any]:
-    from tunelab.ray_tasks import run_jobs
-    from tunelab.study import load_study_data
+    from tunelab.tune.ray_tasks import run_jobs
+    from tunelab.from_spec import load_study_data
 
     results, failures = run_jobs(jobs, load_study_data(spec), spec.resources.cpu, spec.resources.gpu, echo)
     if failures:

@@ -14,8 +14,8 @@ from tunelab.metrics import Mode, ended_status, epoch_rows
 from tunelab.store.schema import (
     DIVERGED, EARLY_STOPPED_PATIENCE, ERRORED, INTERRUPTED, REACHED_GOAL, RUNNING, STOPPED_EARLY,
 )
-from tunelab.ray_log import RAY_LOG
-from tunelab.store_callback import StoreCallback
+from tunelab.tune.ray_log import RAY_LOG
+from tunelab.tune.store_callback import StoreCallback
 
 HEARTBEAT_S = 15.0
 

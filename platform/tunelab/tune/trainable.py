@@ -41,4 +41,4 @@ def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup, s
         # with no epoch rows, for none was trained.
         tune.report({**state["last_metrics"], EPOCH_ROWS: [], **placement})
         return
-    train_trial(plan, data, EpochReporter(report, setup.decision_epochs), resume=state)
+    train_trial(plan, data, EpochReporter(report, setup.rung_epochs), resume=state)

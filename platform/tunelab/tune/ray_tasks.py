@@ -23,7 +23,7 @@ def run_jobs(
     """Run every job; return each finished job's result and each failed job's last error line."""
     import ray
 
-    from tunelab.local_ray import start_ray
+    from tunelab.tune.local_ray import start_ray
 
     start_ray()
     data_ref = ray.put(data)

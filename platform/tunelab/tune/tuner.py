@@ -1,0 +1,156 @@
+"""The Ray Tune tuner a study runs on: searcher, scheduler, callbacks and the trial function, built
+from the Spec; and its fit, which tells a Ctrl-C from a study that ended."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from tunelab.datasets import Splits
+from tunelab.from_spec import rung_epochs, study_budgets, study_setup
+from tunelab.search.schedulers import SCHEDULERS
+from tunelab.search.searchers import SEARCHERS
+from tunelab.spec import Spec, resolved_options
+from tunelab.store import StudyPaths, StudyWriter
+from tunelab.store.atomic import write_text_atomic
+from tunelab.store.schema import STUDY_RUNNING
+from tunelab.training import trial_state
+from tunelab.tune.local_ray import concurrent_trial_slots
+from tunelab.tune.stopping import GoalStopper
+from tunelab.tune.store_callback import now
+
+
+def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
+    """Write the study's row, then build its tuner: searcher, scheduler, callbacks."""
+    from ray import tune
+
+    from tunelab.tune.progress import ProgressCallback
+    from tunelab.tune.optuna_search import DefineByRun, StudySearch
+    from tunelab.tune.store_callback import StoreCallback
+
+    searcher = SEARCHERS[spec.searcher.name]
+    scheduler = SCHEDULERS[spec.scheduler.name]
+    searcher_options = resolved_options(spec.searcher, searcher.options)
+    scheduler_options = resolved_options(spec.scheduler, scheduler.options)
+    num_samples = spec.budget.num_samples or 1
+    max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
+    metric, mode = spec.objective.metric, spec.objective_mode
+
+    writer = StudyWriter(paths)
+    writer.update_study(
+        name=spec.name,
+        description=spec.description,
+        spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
+        dataset=spec.dataset.name,
+        task=data.task,
+        # JSON text: the confusion matrices' rows and columns, in class-index order.
+        class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
+        model=spec.model.name,
+        objective_metric=metric,
+        objective_mode=mode,
+        searcher=searcher.name,
+        scheduler=scheduler.name,
+        rung_epochs=rung_epochs(spec),
+        max_epochs=spec.train.max_epochs,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        status=STUDY_RUNNING,
+        started_at=now(),
+        finished_at=None,
+    )
+    if data.preprocessing is not None:
+        write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
+    echo(
+        f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
+        f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
+    )
+
+    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name)
+    search = StudySearch(
+        space=DefineByRun(spec.search_space),
+        metric=metric,
+        mode=mode,
+        sampler=searcher.build(space=spec.search_space, seed=spec.searcher.seed, options=searcher_options,
+                               budgets=study_budgets(spec)),
+    )
+    return tune.Tuner(
+        study_trainable(spec, data, paths),
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            search_alg=search,
+            scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            time_budget_s=spec.budget.time_budget_s,
+            reuse_actors=True,
+            trial_dirname_creator=trial_folder_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(paths.root.parent),
+            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+            stop=GoalStopper() if spec.objective.goal is not None else None,
+            verbose=0,
+        ),
+    )
+
+
+def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
+    """The trial function with the study's data, fixed settings and folder, and its resources."""
+    from ray import tune
+
+    from tunelab.tune.trainable import tune_trainable
+
+    return tune.with_resources(
+        tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
+def fit_noticing_ctrl_c(tuner: Any) -> bool:
+    """`tuner.fit()`; True when Ctrl-C ended it.
+
+    Ray Tune catches the first SIGINT itself: it stops the experiment, saves its state (so it
+    can be resumed) and returns as if the study were done. It swaps its own handler in when
+    the fit starts and puts back the handler it found only when it caught a SIGINT, so the
+    handler in place afterwards tells which happened. A second Ctrl-C reaches ours: it raises
+    KeyboardInterrupt, as Python's own would.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        tuner.fit()  # signals go to the main thread only: nothing to notice here
+        return False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_second_ctrl_c(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_second_ctrl_c)
+    try:
+        tuner.fit()
+        return signal.getsignal(signal.SIGINT) is on_second_ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def trial_folder_name(trial: Any) -> str:
+    return trial_state.trial_folder_name(trial.trial_id)
+
+
+def can_restore(paths: StudyPaths) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(paths.root))
+
+
+def restored_tuner(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
+    """The study's tuner as Ray saved it: finished trials stay, unfinished ones continue."""
+    from ray import tune
+
+    return tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths), resume_unfinished=True)
