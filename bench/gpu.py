@@ -45,7 +45,7 @@ class Workload:
 
 
 FULL = Workload(num_samples=40_000, width=1024, epochs=20, grid=GRID)
-SMOKE = Workload(num_samples=1000, width=32, epochs=2, grid={"learning_rate": [0.001, 0.01], "depth": [1]})
+SMOKE = Workload(num_samples=3000, width=32, epochs=3, grid={"learning_rate": [0.001, 0.01], "depth": [1]})
 
 
 def experiment(work: Workload, packing: int, cpus_per_trial: float) -> dict[str, Any]:
