@@ -51,10 +51,17 @@ def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML)."
     echo(
         f"{file}: ok — study {spec.name!r}, {spec.budget.num_samples} trials of {spec.model.name} on "
         f"{spec.dataset.name}, {plural(len(spec.search_space), 'parameter')} searched by {spec.searcher.name} "
-        f"with {spec.scheduler.name}, objective {spec.objective.metric} ({spec.objective_mode})"
+        f"with {spec.scheduler.name}, {_objectives_said(spec)}"
     )
     for line in _data_description(spec):
         echo(f"  {line}")
+
+
+def _objectives_said(spec: Any) -> str:
+    if not spec.is_multi_objective:
+        return f"objective {spec.primary_objective.metric} ({spec.objective_mode})"
+    listed = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives)
+    return f"objectives {listed}; the scheduler judges {spec.primary_objective.metric}"
 
 
 def _data_description(spec: Any) -> list[str]:

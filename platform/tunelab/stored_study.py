@@ -164,7 +164,7 @@ class Study:
         metrics = {name.removeprefix("final_"): float(value) for name, value in row.items()
                    if str(name).startswith("final_") and isinstance(value, (int, float)) and math.isfinite(value)}
         about = {"study": self.name, "number": number, "trial_id": str(row["trial_id"]), "best_epoch": saved_best,
-                 "objective": spec.objective.metric, "objective_value": _float_or_none(row.get("objective"))}
+                 "objective": spec.primary_objective.metric, "objective_value": _float_or_none(row.get("objective"))}
         return build_tuned_model(spec.model.name, params, self.preprocessing, saved["best_model"], device,
                                  trial=about, metrics=metrics)
 

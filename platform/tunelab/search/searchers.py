@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be c
 class Searcher:
     name: ClassVar[str]
     options: ClassVar[tuple[Param, ...]] = ()
+    # Whether its sampler handles a study of several objectives (Optuna's directions list).
+    multi_objective: ClassVar[bool] = False
 
     def build_sampler(
         self, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any], budgets: Sequence[int]
@@ -32,6 +34,7 @@ class Searcher:
 
 class TPESearcher(Searcher):
     name = "tpe"
+    multi_objective = True  # Optuna's TPE splits multi-objective trials by non-domination rank
     options = (Param("n_startup_trials", int, 10, "random trials before TPE models the space", low=0, high=100_000),)
 
     def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
@@ -67,9 +70,27 @@ class RungTPESearcher(Searcher):
 
 class RandomSearcher(Searcher):
     name = "random"
+    multi_objective = True
 
     def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         return optuna.samplers.RandomSampler(seed=seed)
+
+
+class NSGAIISearcher(Searcher):
+    """NSGA-II, Optuna's genetic algorithm for Pareto fronts: a first generation at random, then
+    children of the best non-dominated trials. Also takes a single objective."""
+
+    name = "nsga2"
+    multi_objective = True
+    options = (
+        Param("population_size", int, 20, "trials per generation (the first at random)", low=2, high=100_000),
+        Param("crossover_prob", float, 0.9, "chance a child mixes two parents' parameters", low=0.0, high=1.0),
+    )
+
+    def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        return optuna.samplers.NSGAIISampler(
+            population_size=options["population_size"], crossover_prob=options["crossover_prob"], seed=seed
+        )
 
 
 class CmaEsSearcher(Searcher):
@@ -116,7 +137,8 @@ class GridSearcher(Searcher):
 
 
 SEARCHERS: dict[str, Searcher] = {
-    s.name: s for s in (TPESearcher(), RungTPESearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
+    s.name: s
+    for s in (TPESearcher(), RungTPESearcher(), RandomSearcher(), NSGAIISearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher())
 }
 
 
