@@ -16,7 +16,8 @@ import yaml
 
 from tunelab.datasets import Splits, load_splits
 from tunelab.errors import BadInputError, StudyInterrupted
-from tunelab.metrics import metric_mode
+from tunelab.analysis.objectives import objectives_json
+from tunelab.metrics import OBJECTIVE_VALUE_PREFIX, Mode, metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.local_ray import concurrent_trial_slots, start_ray
@@ -80,7 +81,7 @@ def study_setup(spec: Spec) -> StudySetup:
     early = spec.train.early_stopping
     rules = TrainingRules(
         max_epochs=spec.train.max_epochs,
-        objective=spec.objective.metric,
+        objective=spec.primary_objective.metric,
         objective_mode=spec.objective_mode,
         patience=early.patience,
         min_delta=early.min_delta,
@@ -88,7 +89,8 @@ def study_setup(spec: Spec) -> StudySetup:
         monitor_mode=metric_mode(spec.monitor_metric),
         seed=spec.train.seed,
         checkpoint_interval_s=spec.train.checkpoint_interval_s,
-        goal=spec.objective.goal,
+        goal=spec.primary_objective.goal,
+        objectives=tuple(study_objectives(spec)),
     )
     return StudySetup(
         decision_epochs=frozenset(rung_epochs(spec)),
@@ -99,6 +101,11 @@ def study_setup(spec: Spec) -> StudySetup:
         cpus_per_trial=spec.resources.cpu,
         gpus_per_trial=spec.resources.gpu,
     )
+
+
+def study_objectives(spec: Spec) -> list[tuple[str, Mode]]:
+    """A multi-objective study's objectives, (metric, mode) in the file's order; empty for one."""
+    return [(o.metric, o.mode or metric_mode(o.metric)) for o in spec.objectives] if spec.is_multi_objective else []
 
 
 def rung_epochs(spec: Spec) -> list[int]:
@@ -155,7 +162,9 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
     scheduler_options = resolved_options(spec.scheduler, scheduler.options)
     num_samples = spec.budget.num_samples or 1
     max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
-    metric, mode = spec.objective.metric, spec.objective_mode
+    # The scheduler and the progress line judge the primary objective; Optuna learns them all.
+    metric, mode = spec.primary_objective.metric, spec.objective_mode
+    objectives = study_objectives(spec)
 
     writer = StudyWriter(paths)
     writer.update_study(
@@ -169,6 +178,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         model=spec.model.name,
         objective_metric=metric,
         objective_mode=mode,
+        **({"objectives": objectives_json(objectives)} if objectives else {}),
         searcher=searcher.name,
         scheduler=scheduler.name,
         rung_epochs=rung_epochs(spec),
@@ -186,11 +196,11 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
     )
 
-    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name)
+    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name, objectives=objectives or None)
     search = StudySearch(
         space=DefineByRun(spec.search_space),
-        metric=metric,
-        mode=mode,
+        metric=[OBJECTIVE_VALUE_PREFIX + name for name, _ in objectives] if objectives else metric,
+        mode=[goal for _, goal in objectives] if objectives else mode,
         sampler=searcher.build_sampler(spec.search_space, spec.searcher.seed, searcher_options, trial_budgets(spec)),
     )
     return tune.Tuner(
@@ -211,7 +221,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
-            stop=GoalStopper() if spec.objective.goal is not None else None,
+            stop=GoalStopper() if spec.primary_objective.goal is not None else None,
             verbose=0,
         ),
     )

@@ -45,7 +45,7 @@ def reference_point(first_values: Sequence[float], modes: Sequence[Mode]) -> np.
     """
     first = to_minimise(np.asarray(first_values, dtype=float), modes)[0]
     worse = first + np.where(first == 0, 1.0, np.abs(first))
-    return to_minimise(worse, modes)[0]  # negating twice gives the objectives' own signs back
+    return to_minimise(worse, modes)[0] + 0.0  # negated back to the objectives' signs (+0.0: no -0.0)
 
 
 def hypervolume(values: np.ndarray, modes: Sequence[Mode], reference: Sequence[float]) -> float:

@@ -88,7 +88,9 @@ class NSGAIISearcher(Searcher):
     )
 
     def build_sampler(self, space, seed, options, budgets):  # type: ignore[no-untyped-def]
-        return optuna.samplers.NSGAIISampler(
+        from tunelab.search.nsga2 import PicklableNSGAIISampler  # Ray pickles the sampler to resume
+
+        return PicklableNSGAIISampler(
             population_size=options["population_size"], crossover_prob=options["crossover_prob"], seed=seed
         )
 

@@ -3,6 +3,7 @@ loss: its size, and how long one batch takes through it. Plain PyTorch."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Any, Mapping
@@ -44,14 +45,21 @@ def _wait_for_device(device: torch.device) -> None:
 
 
 def objective_values(
-    objectives: tuple[tuple[str, Mode], ...], at_best_epoch: Mapping[str, Any], final: Mapping[str, Any], diverged: bool
+    objectives: tuple[tuple[str, Mode], ...], at_best_epoch: Mapping[str, Any], final: Mapping[str, Any] | None,
+    diverged: bool,
 ) -> dict[str, float]:
     """Each objective's value for the trial as a whole, keyed `objective_<metric>`: its value at
-    the primary objective's best epoch (the weights the trial keeps and is tested with), and
-    `inference_ms` measured on those weights. A diverged trial reports every objective at its
-    worst, so the searcher learns to avoid it and it is never on the Pareto front."""
+    the primary objective's best epoch so far (the weights the trial keeps and is tested with),
+    and `inference_ms` measured on those weights when the trial ends (`final`; NaN before).
+
+    Every report carries them (Ray refuses a report without the searcher's metrics), so a
+    trial the scheduler stops has the values of its best epoch too. A diverged trial reports
+    every objective at its worst, so the searcher learns to avoid it and it is never on the
+    Pareto front."""
     values = {}
     for metric, mode in objectives:
-        value = (final if metric == "inference_ms" else at_best_epoch).get(metric)
-        values[OBJECTIVE_VALUE_PREFIX + metric] = worst_value(mode) if diverged or value is None else float(value)
+        value = (final or {}).get(metric) if metric == "inference_ms" else at_best_epoch.get(metric)
+        if diverged:
+            value = worst_value(mode)
+        values[OBJECTIVE_VALUE_PREFIX + metric] = math.nan if value is None else float(value)
     return values

@@ -181,8 +181,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
 
         if end and end != "diverged":
             metrics.update(final_evaluation(model, best_weights, data, task, device, train_x[:batch_size]))
-        if end and rules.objectives:
-            metrics.update(objective_values(rules.objectives, at_best_epoch, metrics, diverged))
+        if rules.objectives:
+            metrics.update(objective_values(rules.objectives, at_best_epoch, metrics if end else None, diverged))
         if end:
             metrics[TRIAL_END] = end
         metrics["epoch_seconds"] = time.perf_counter() - started

@@ -1,0 +1,109 @@
+"""A stored study's objectives, and its Pareto front and hypervolume history as tables. Pandas
+over the store (no Ray): the CLI, `Study`, the dashboard and the driver's callback share it.
+
+A multi-objective study keeps, in the trials table, each objective's value (`objective_<metric>`,
+at the primary objective's best epoch), `pareto` (non-dominated among the trials that ended on
+their own) and `hypervolume` (of that front, when the trial finished); in the study table the
+list `objectives` and the hypervolume's `hypervolume_reference` (JSON text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.analysis.pareto import hypervolume, non_dominated, reference_point
+from tunelab.metrics import OBJECTIVE_VALUE_PREFIX, Mode
+
+PARETO = "pareto"
+HYPERVOLUME = "hypervolume"
+REFERENCE = "hypervolume_reference"
+# Trials whose values are finished results; a trial the scheduler stopped has early values
+# (and no latency measured), an errored or interrupted one none.
+ENDED_ON_THEIR_OWN = ("completed", "early_stopped_patience", "reached_goal")
+
+Objectives = list[tuple[str, Mode]]
+
+
+def study_objectives(study: Mapping[str, Any]) -> Objectives:
+    """The study's objectives, (metric, mode), in the experiment file's order; one for a
+    single-objective study (and for a study stored before tunelab had several)."""
+    listed = study.get("objectives")
+    if isinstance(listed, str) and listed:
+        return [(str(item["metric"]), item["mode"]) for item in json.loads(listed)]
+    return [(str(study.get("objective_metric")), study.get("objective_mode") or "min")]
+
+
+def objectives_json(objectives: Objectives) -> str:
+    return json.dumps([{"metric": metric, "mode": mode} for metric, mode in objectives])
+
+
+def value_columns(objectives: Objectives) -> list[str]:
+    return [OBJECTIVE_VALUE_PREFIX + metric for metric, _ in objectives]
+
+
+def finished_values(trials: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
+    """The trials whose objective values count: ended on their own, every value finite."""
+    columns = value_columns(objectives)
+    if trials.empty or "status" not in trials or not set(columns) <= set(trials.columns):
+        return trials.iloc[0:0]
+    ended = trials[trials["status"].isin(ENDED_ON_THEIR_OWN)]
+    finite = np.isfinite(ended[columns].to_numpy(dtype=float)).all(axis=1) if len(ended) else np.array([], dtype=bool)
+    return ended[finite]
+
+
+def front_flags(trials: pd.DataFrame, objectives: Objectives) -> pd.Series:
+    """`pareto` for every trial (by index): non-dominated among the finished values."""
+    flags = pd.Series(False, index=trials.index, dtype=bool)
+    counted = finished_values(trials, objectives)
+    if not counted.empty:
+        modes = [mode for _, mode in objectives]
+        flags[counted.index] = non_dominated(counted[value_columns(objectives)].to_numpy(dtype=float), modes)
+    return flags
+
+
+def reference_for(trials: pd.DataFrame, objectives: Objectives, known: Any) -> list[float] | None:
+    """The stored reference point (JSON text), or one from the first trial to finish with
+    values (None before there is one): see `pareto.reference_point`."""
+    if isinstance(known, str) and known:
+        return [float(value) for value in json.loads(known)]
+    counted = finished_values(trials, objectives)
+    if counted.empty:
+        return None
+    first = counted.sort_values("finished_at", kind="stable").iloc[0] if "finished_at" in counted else counted.iloc[0]
+    return reference_point(first[value_columns(objectives)].to_numpy(dtype=float), [m for _, m in objectives]).tolist()
+
+
+def front_hypervolume(trials: pd.DataFrame, objectives: Objectives, reference: list[float]) -> float:
+    counted = finished_values(trials, objectives)
+    return hypervolume(counted[value_columns(objectives)].to_numpy(dtype=float), [m for _, m in objectives], reference)
+
+
+def primary_objective(study: Mapping[str, Any]) -> tuple[str, Mode]:
+    return str(study.get("objective_metric")), study.get("objective_mode") or "min"
+
+
+def pareto_table(trials: pd.DataFrame, objectives: Objectives, primary: tuple[str, Mode]) -> pd.DataFrame:
+    """Every trial, the stored front first, then the rest, each part by the primary objective's
+    value, best first; `pareto` true on the front."""
+    if trials.empty:
+        return trials
+    flags = trials[PARETO].astype("boolean").fillna(False).astype(bool) if PARETO in trials else front_flags(trials, objectives)
+    rank, mode = OBJECTIVE_VALUE_PREFIX + primary[0], primary[1]
+    ordered = trials.assign(**{PARETO: flags, "_rank": trials[rank] if rank in trials else np.nan})
+    ordered = ordered.sort_values([PARETO, "_rank"], ascending=[False, mode == "min"], kind="stable", na_position="last")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
+
+
+def hypervolume_history(trials: pd.DataFrame) -> pd.DataFrame:
+    """The front's hypervolume each time a trial finished, in the order they finished."""
+    columns = ["trial_number", "finished_at", HYPERVOLUME]
+    if trials.empty or HYPERVOLUME not in trials or "finished_at" not in trials:
+        return pd.DataFrame(columns=columns)
+    known = trials[trials[HYPERVOLUME].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
+    return known.sort_values("finished_at", kind="stable")[columns].reset_index(drop=True)
