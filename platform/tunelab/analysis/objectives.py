@@ -19,6 +19,7 @@ import pandas as pd
 
 from tunelab.analysis.pareto import hypervolume, non_dominated, reference_point
 from tunelab.metrics import OBJECTIVE_VALUE_PREFIX, Mode
+from tunelab.store.layout import PARAM_PREFIX
 
 PARETO = "pareto"
 HYPERVOLUME = "hypervolume"
@@ -107,3 +108,22 @@ def hypervolume_history(trials: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     known = trials[trials[HYPERVOLUME].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
     return known.sort_values("finished_at", kind="stable")[columns].reset_index(drop=True)
+
+
+def is_multi_objective(study: Mapping[str, Any]) -> bool:
+    return len(study_objectives(study)) > 1
+
+
+def front_summary_table(trials: pd.DataFrame, study: Mapping[str, Any], top: int | None = None) -> pd.DataFrame:
+    """`tunelab results` of a multi-objective study: the Pareto front first, then the rest (each
+    by the primary objective), a column per objective named after its metric, then how each
+    trial ended and its parameters."""
+    objectives = study_objectives(study)
+    ordered = pareto_table(trials, objectives, primary_objective(study))
+    if top is not None:
+        ordered = ordered.head(top)
+    named = {OBJECTIVE_VALUE_PREFIX + metric: metric for metric, _ in objectives}
+    params = [column for column in ordered.columns if str(column).startswith(PARAM_PREFIX)]
+    columns = ["trial_number", PARETO, "status", *named, "best_epoch", "stop_epoch", *params]
+    table = ordered.reindex(columns=columns).rename(columns={**named, "trial_number": "trial"})
+    return table.rename(columns=lambda column: str(column).removeprefix(PARAM_PREFIX))
