@@ -82,16 +82,16 @@ def test_a_maximised_objective_is_the_mirror_of_a_minimised_one(rows: list[list[
 
 @settings(max_examples=100, deadline=None)
 @given(points(3, least=1))
-def test_with_a_fixed_reference_the_hypervolume_never_falls_as_trials_finish(rows: list[list[int]]) -> None:
+def test_with_one_reference_the_hypervolume_never_falls_as_trials_finish(rows: list[list[int]]) -> None:
     modes = ["max", "min", "min"]
-    reference = reference_point(rows[0], modes)
+    reference = reference_point(np.array(rows, dtype=float), modes)
     history = [hypervolume(np.array(rows[:count], dtype=float), modes, reference) for count in range(1, len(rows) + 1)]
     assert all(later >= earlier for earlier, later in itertools.pairwise(history))
+    assert history[0] > 0, "the reference lies beyond every row: each one adds volume"
 
 
-def test_the_reference_point_is_the_first_trial_made_worse_by_its_own_size() -> None:
-    reference = reference_point([0.9, 12_000, 0.25, 0.0], ["max", "min", "min", "min"])
-    assert reference.tolist() == pytest.approx([0.0, 24_000, 0.5, 1.0])
-    assert reference_point([-0.5], ["max"]).tolist() == [-1.0], "an R² below 0 goes further below"
-    # The first trial itself lies inside: it dominates the box between it and the reference.
-    assert hypervolume(np.array([[0.9, 12_000]]), ["max", "min"], reference[:2]) == pytest.approx(0.9 * 12_000)
+def test_the_reference_point_is_the_worst_value_made_worse_by_a_tenth_of_the_range() -> None:
+    values = np.array([[0.9, 12_000, 0.25], [0.5, 2_000, 0.25], [math.nan, 1.0, 1.0], [0.7, 100_000, 0.25]])
+    reference = reference_point(values, ["max", "min", "min"])
+    assert reference.tolist() == pytest.approx([0.5 - 0.04, 100_000 + 9_800, 0.25 + 0.025]), "rows not finite left out"
+    assert reference_point(np.array([[0.0]]), ["min"]).tolist() == [1.0]

@@ -68,21 +68,26 @@ def front_flags(trials: pd.DataFrame, objectives: Objectives) -> pd.Series:
     return flags
 
 
-def reference_for(trials: pd.DataFrame, objectives: Objectives, known: Any) -> list[float] | None:
-    """The stored reference point (JSON text), or one from the first trial to finish with
-    values (None before there is one): see `pareto.reference_point`."""
-    if isinstance(known, str) and known:
-        return [float(value) for value in json.loads(known)]
+def reference_for(trials: pd.DataFrame, objectives: Objectives) -> list[float] | None:
+    """The hypervolume's reference point from the finished values (see `pareto.reference_point`),
+    None before any trial has them."""
     counted = finished_values(trials, objectives)
     if counted.empty:
         return None
-    first = counted.sort_values("finished_at", kind="stable").iloc[0] if "finished_at" in counted else counted.iloc[0]
-    return reference_point(first[value_columns(objectives)].to_numpy(dtype=float), [m for _, m in objectives]).tolist()
+    return reference_point(counted[value_columns(objectives)].to_numpy(dtype=float), [m for _, m in objectives]).tolist()
 
 
 def front_hypervolume(trials: pd.DataFrame, objectives: Objectives, reference: list[float]) -> float:
     counted = finished_values(trials, objectives)
     return hypervolume(counted[value_columns(objectives)].to_numpy(dtype=float), [m for _, m in objectives], reference)
+
+
+def hypervolume_by_trial(trials: pd.DataFrame, objectives: Objectives, reference: list[float]) -> dict[str, float]:
+    """For each finished trial (any way), the hypervolume of the front of the trials finished
+    up to and including it, all at one reference point: a history that never falls."""
+    ended = trials[trials["finished_at"].notna()].sort_values("finished_at", kind="stable") if "finished_at" in trials else trials.iloc[0:0]
+    return {str(trial_id): front_hypervolume(ended.iloc[: count + 1], objectives, reference)
+            for count, trial_id in enumerate(ended["trial_id"])}
 
 
 def primary_objective(study: Mapping[str, Any]) -> tuple[str, Mode]:

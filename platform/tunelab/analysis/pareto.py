@@ -35,17 +35,20 @@ def non_dominated(values: np.ndarray, modes: Sequence[Mode]) -> np.ndarray:
     return front
 
 
-def reference_point(first_values: Sequence[float], modes: Sequence[Mode]) -> np.ndarray:
-    """The hypervolume's reference point, in the objectives' own units, from the first trial
-    with finite values: each objective made worse by its own size (twice a cost or a loss; an
-    accuracy or R² of 0 when the first was positive), or by 1 where the value is 0.
+def reference_point(values: np.ndarray, modes: Sequence[Mode]) -> np.ndarray:
+    """The hypervolume's reference point, in the objectives' own units: each objective's worst
+    finite value made worse by a tenth of the values' range (of the value itself where they
+    are all equal; by 1 where that is 0), so that every trial, the worst included, adds volume.
 
-    Fixed once, a reference point keeps the hypervolume history non-decreasing: a new trial
-    can only add to the dominated region. Trials worse than it in some objective add nothing.
+    It moves only when a trial is worse than all before it in some objective; the store then
+    recomputes the whole history with it, so the history (at one reference) never falls.
     """
-    first = to_minimise(np.asarray(first_values, dtype=float), modes)[0]
-    worse = first + np.where(first == 0, 1.0, np.abs(first))
-    return to_minimise(worse, modes)[0] + 0.0  # negated back to the objectives' signs (+0.0: no -0.0)
+    points = to_minimise(values, modes)
+    points = points[np.isfinite(points).all(axis=1)]
+    worst, best = points.max(axis=0), points.min(axis=0)
+    spread = np.where(worst > best, worst - best, np.abs(worst))
+    margin = np.where(spread > 0, 0.1 * spread, 1.0)
+    return to_minimise(worst + margin, modes)[0] + 0.0  # negated back to the objectives' signs (+0.0: no -0.0)
 
 
 def hypervolume(values: np.ndarray, modes: Sequence[Mode], reference: Sequence[float]) -> float:
