@@ -132,3 +132,15 @@ def front_summary_table(trials: pd.DataFrame, study: Mapping[str, Any], top: int
     columns = ["trial_number", PARETO, "status", *named, "best_epoch", "stop_epoch", *params]
     table = ordered.reindex(columns=columns).rename(columns={**named, "trial_number": "trial"})
     return table.rename(columns=lambda column: str(column).removeprefix(PARAM_PREFIX))
+
+
+def pareto_points(trials: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
+    """The trials with finished values, one column per objective named after its metric, and
+    `pareto` as stored: what the Pareto page plots."""
+    columns = ["trial_id", "trial_number", "status", PARETO, *(metric for metric, _ in objectives)]
+    counted = finished_values(trials, objectives)
+    if counted.empty:
+        return pd.DataFrame(columns=columns)
+    flags = counted[PARETO].astype("boolean").fillna(False).astype(bool) if PARETO in counted else front_flags(trials, objectives)[counted.index]
+    points = counted.assign(**{PARETO: flags}).rename(columns=dict(zip(value_columns(objectives), (m for m, _ in objectives))))
+    return points[columns].sort_values("trial_number").reset_index(drop=True)
