@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping
 
 from tunelab.errors import SpecError
 from tunelab.metrics import TRADE_OFF_METRICS, Mode, goal_problem
+from tunelab.search.schedulers import SCHEDULERS
+from tunelab.search.searchers import SEARCHERS
 from tunelab.spec.schema import Objective, Spec
 
 Fail = Callable[[str, str], SpecError]
@@ -29,14 +31,7 @@ def resolved_objective(
 
     if not given:
         raise fail("objective", "expected an objective (a mapping) or a list of at least two")
-    if not searcher.multi_objective:
-        takes = ", ".join(name for name, entry in _registry("searchers").items() if entry.multi_objective)
-        raise fail("searcher.name", f"the {searcher.name} searcher optimises one objective; with several "
-                                    f"objectives expected one of {takes}")
-    if not scheduler.judges_a_primary_objective:
-        takes = ", ".join(name for name, entry in _registry("schedulers").items() if entry.judges_a_primary_objective)
-        raise fail("scheduler.name", f"the {scheduler.name} scheduler cannot judge trials by one of several "
-                                     f"objectives; with several objectives expected one of {takes}")
+    _check_strategies(searcher, scheduler, fail)
     known = {**task_metrics, **TRADE_OFF_METRICS}
     seen: dict[str, int] = {}
     resolved = []
@@ -50,6 +45,24 @@ def resolved_objective(
                                         "for a Pareto front of several; expected no goal with several objectives")
         seen[objective.metric] = index
         resolved.append(_resolved(objective, field, known, f"{task}, or a trial's cost", fail))
+    _check_primary(given, task_metrics, fail)
+    return resolved
+
+
+def _check_strategies(searcher: Any, scheduler: Any, fail: Fail) -> None:
+    """The searcher must model several objectives; the scheduler must judge by the primary alone."""
+    if not searcher.multi_objective:
+        takes = ", ".join(name for name, entry in SEARCHERS.items() if entry.multi_objective)
+        raise fail("searcher.name", f"the {searcher.name} searcher optimises one objective; with several "
+                                    f"objectives expected one of {takes}")
+    if not scheduler.judges_a_primary_objective:
+        takes = ", ".join(name for name, entry in SCHEDULERS.items() if entry.judges_a_primary_objective)
+        raise fail("scheduler.name", f"the {scheduler.name} scheduler cannot judge trials by one of several "
+                                     f"objectives; with several objectives expected one of {takes}")
+
+
+def _check_primary(given: list[Objective], task_metrics: Mapping[str, Mode], fail: Fail) -> None:
+    """One primary at most, and a task metric: it picks each trial's best epoch every epoch."""
     primaries = [index for index, objective in enumerate(given) if objective.primary]
     if len(primaries) > 1:
         raise fail(f"objective.{primaries[1]}.primary", f"objective {primaries[0]} is primary already; expected one primary")
@@ -60,11 +73,10 @@ def resolved_objective(
             f"{given[primary].metric} cannot be the primary objective (the scheduler judges it every epoch and it "
             f"chooses each trial's best epoch); expected one of {', '.join(task_metrics)} first, or `primary: true` on one",
         )
-    return resolved
 
 
 def _resolved(objective: Objective, field: str, known: Mapping[str, Mode], task: str, fail: Fail) -> Objective:
-    from tunelab.spec.checks import did_you_mean
+    from tunelab.spec.checks import did_you_mean  # checks imports this module
 
     metric = objective.metric
     if metric not in known:
@@ -76,10 +88,3 @@ def _resolved(objective: Objective, field: str, known: Mapping[str, Mode], task:
     if objective.goal is not None and (problem := goal_problem(metric, objective.goal)):
         raise fail(f"{field}.goal", problem)
     return objective.model_copy(update={"mode": better})
-
-
-def _registry(kind: str) -> dict[str, Any]:
-    from tunelab.search.schedulers import SCHEDULERS
-    from tunelab.search.searchers import SEARCHERS
-
-    return SEARCHERS if kind == "searchers" else SCHEDULERS
