@@ -38,6 +38,7 @@ PAGES = {
     "bias_variance": ("Bias & variance", 2),
     "hyperparameters": ("Hyperparameters", 3),
     "compare": ("Compare", 2),
+    "pareto": ("Pareto", 0),  # a single-objective study: the page says so (tests/test_dashboard_pareto.py: a front)
 }
 LIVE_STUDY = "live"
 

@@ -127,7 +127,7 @@ def test_clicking_a_point_of_the_front_in_a_browser_opens_that_trials_curves(
             page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             page.wait_for_function(SELECTBOX_SHOWS, arg=wanted, timeout=30_000)
             settle(page, f"Pareto — {STUDY}", 3)
-            shot = screenshot(page, "pareto")
+            shot = screenshot(page, "pareto-front")
             assert shot.stat().st_size > 20_000
         finally:
             context.close()

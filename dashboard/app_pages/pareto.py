@@ -33,9 +33,11 @@ y = axes[1].selectbox("y axis", [metric for metric in metrics if metric != x], k
 front = points[points["pareto"]]
 clicked = st.plotly_chart(pareto_charts.front_scatter(points, x, y, connect=len(objectives) == 2),
                           on_select="rerun", selection_mode="points", key="pareto_scatter")
+# With three or more objectives a front member may look beaten in the two shown: say why.
+over_all = "" if len(objectives) == 2 else f" (in all {len(objectives)} objectives, so some may look beaten in these two)"
 st.caption(f"{len(front)} of {len(points)} trials that ran to their own end are on the front: no other is at least "
-           f"as good in every objective and better in one{'' if len(objectives) == 2 else ' (of all ' + str(len(objectives)) + ', so some may look beaten in these two)'}. "
-           "Trials the scheduler stopped have no final values and are not shown. Click a point for its curves.")
+           f"as good in every objective and better in one{over_all}. Trials the scheduler stopped have no final "
+           "values and are not shown. Click a point for its curves.")
 
 selected = [point.get("customdata") for point in (clicked.selection.points if clicked else []) if point.get("customdata")]
 if selected:
