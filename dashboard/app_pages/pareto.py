@@ -22,7 +22,7 @@ metrics = [metric for metric, _ in objectives]
 modes = dict(objectives)
 points = pareto.pareto_points(tables.trials, objectives)
 st.caption("Objectives: " + " · ".join(f"{m} ({'lower' if modes[m] == 'min' else 'higher'} is better)" for m in metrics)
-           + f" · the scheduler judged {tables.study.get('objective_metric')}")
+           + f" · primary (the scheduler's, and each trial's best epoch's): {tables.study.get('objective_metric')}")
 if points.empty:
     st.info("No trial has ended on its own yet: the front appears as trials finish.")
     st.stop()

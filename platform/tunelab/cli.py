@@ -501,15 +501,16 @@ def _print_front(paths: Any, tables: Any, top: int | None) -> None:
 
     study, trials = tables.study, tables.trials
     objectives = ", ".join(f"{metric} ({mode})" for metric, mode in study_objectives(study))
-    table = front_summary_table(trials, study, top)
-    _print_frame(f"{study['name']} — Pareto front first over {objectives}, each part by {study['objective_metric']}", table)
-    front = table[table["pareto"]]["trial"].astype(int).tolist() if not table.empty else []
+    every = front_summary_table(trials, study)
+    shown = every if top is None else every.head(top)
+    _print_frame(f"{study['name']} — Pareto front first over {objectives}, each part by {study['objective_metric']}", shown)
+    front = every[every["pareto"]]["trial"].astype(int).tolist() if not every.empty else []  # all of it, whatever --top
     counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
     echo(f"{len(trials)} trials: {counts}")
     history = hypervolume_history(trials)
     volume = f" (hypervolume {format_value(float(history['hypervolume'].iloc[-1]))})" if not history.empty else ""
     echo(f"Pareto front: trial{'s' if len(front) != 1 else ''} {', '.join(map(str, front)) or '—'}{volume}; "
-         f"the scheduler judged {study['objective_metric']}")
+         f"primary objective {study['objective_metric']}")
     echo(f"results: {paths.root}")
 
 
