@@ -5,7 +5,8 @@ results command, the Python API and the Optuna export."""
 from __future__ import annotations
 
 import json
-import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import run_cli, small_study
+from test_api import interrupt
 from test_pareto import brute_force_front
 from tunelab.analysis.pareto import hypervolume, reference_point
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
@@ -194,3 +196,41 @@ def test_the_export_refuses_a_target_in_one_line_and_writes_nothing(
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert "Traceback" not in err
     assert again.read_bytes() == before and file.read_text() == "not a folder", "nothing written"
+
+
+def test_a_multi_objective_nsga2_study_interrupted_by_ctrl_c_resumes_with_its_front(ray_runtime: None, tmp_path: Path) -> None:
+    """A real SIGINT to a running NSGA-II study, then `resume_study`: the searcher (its sampler
+    pickled by Ray) and the store's front upkeep carry on, and the front covers every trial."""
+    import tunelab
+    from tunelab.study import resume_study
+
+    document = small_study(name="mo-ctrl-c", dataset={"max_train_samples": 300},
+                           objective=[{"metric": "val_loss"}, {"metric": "train_seconds"}],
+                           train={"max_epochs": 40, "early_stopping": {"patience": None}},
+                           searcher={"name": "nsga2", "seed": 0, "population_size": 4},
+                           budget={"num_samples": 6, "max_concurrent": 2}, scheduler="none")
+    del document["searcher"]["n_startup_trials"]
+    script = ("import sys, yaml, tunelab\n"
+              "try:\n"
+              "    tunelab.run(yaml.safe_load(sys.argv[1]), storage=sys.argv[2], quiet=True)\n"
+              "except KeyboardInterrupt:\n"
+              "    sys.exit(130)\n")
+    process = subprocess.Popen([sys.executable, "-c", script, yaml.safe_dump(document), str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    paths = StudyPaths.of(tmp_path, "mo-ctrl-c")
+
+    def a_trial_finished() -> bool:
+        return paths.trials.exists() and (read_trials(paths).get("status", pd.Series(dtype=str)) == "completed").any()
+
+    out, err = interrupt(process, when=a_trial_finished)
+    assert process.returncode == 130, out + err
+    assert tunelab.load_study("mo-ctrl-c", storage=tmp_path).status == "interrupted"
+
+    resume_study(tmp_path, "mo-ctrl-c", echo=lambda line: None)
+    trials = trials_of(paths)
+    assert read_study(paths)["status"] == "completed" and (trials["status"] == "completed").sum() == 6
+    values = ["objective_val_loss", "objective_train_seconds"]
+    expected = brute_force_front(trials[values].to_numpy(dtype=float).tolist(), ["min", "min"])
+    assert trials["pareto"].astype(bool).tolist() == expected
+    history = trials.sort_values("finished_at")["hypervolume"].tolist()
+    assert len(history) == 6 and all(later >= earlier for earlier, later in zip(history, history[1:]))
