@@ -21,6 +21,7 @@ PAGES = [
     st.Page("app_pages/hyperparameters.py", title="Hyperparameters", icon=":material/tune:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/trust.py", title="Trust", icon=":material/verified:"),
+    st.Page("app_pages/pareto.py", title="Pareto", icon=":material/scatter_plot:"),
 ]
 
 page = st.navigation(PAGES)

@@ -136,6 +136,21 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, captured.out, captured.err
 
 
+def assert_run_refused(path: Path, field: str, words: str, storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunelab run` of a bad experiment file: one line naming the file (and the field), exit
+    code 2, no traceback, and not even the storage folder written."""
+    code, out, err = run_cli(["run", str(path), "--storage", str(storage)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"tunelab: error: {path}: ")
+    if field:
+        assert f": {field}: " in lines[0]
+    assert words in lines[0], lines[0]
+    assert "Traceback" not in out + err
+    assert not storage.exists(), "a rejected file must not create the storage folder"
+
+
 # ---- the fast path: every test that starts Ray is marked `ray`, and a run without one proves it ----
 
 # Fixtures that start Ray in this process. A test that uses one, directly or through another

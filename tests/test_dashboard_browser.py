@@ -14,6 +14,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ PAGES = {
     "bias_variance": ("Bias & variance", 2),
     "hyperparameters": ("Hyperparameters", 3),
     "compare": ("Compare", 2),
+    "pareto": ("Pareto", 0),  # a single-objective study: the page says so (tests/test_dashboard_pareto.py: a front)
 }
 LIVE_STUDY = "live"
 
@@ -127,9 +129,16 @@ def server(dashboard_store: RealStore, tmp_path_factory: pytest.TempPathFactory)
     storage = tmp_path_factory.mktemp("served-store")
     copy_study(dashboard_store.paths, storage, STUDY)
     start_live_study(dashboard_store.paths, storage)
+    log = storage.parent / "dashboard-server.log"
+    with served_dashboard(storage, log) as url:
+        yield Server(url, storage, log)
+
+
+@contextmanager
+def served_dashboard(storage: Path, log: Path) -> Iterator[str]:
+    """`tunelab dashboard` over `storage` on a free loopback port, until the block ends; its URL."""
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
-    log = storage.parent / "dashboard-server.log"
     with open(log, "wb") as output:
         # `tunelab dashboard` replaces itself with the Streamlit server: this PID is the server.
         process = subprocess.Popen(
@@ -138,7 +147,7 @@ def server(dashboard_store: RealStore, tmp_path_factory: pytest.TempPathFactory)
         )
     try:
         wait_until_answering(url, process, log)
-        yield Server(url, storage, log)
+        yield url
     finally:
         process.terminate()
         try:

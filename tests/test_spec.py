@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from conftest import REPO, SMALL_STUDY, run_cli, small_study
+from conftest import REPO, SMALL_STUDY, assert_run_refused, run_cli, small_study
 from tunelab.errors import SpecError
 from tunelab.spec import load_spec
 
@@ -96,19 +96,7 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
 def test_bad_file_is_one_line_naming_file_and_field_exit_2_and_nothing_written(
     document: Any, field: str, words: str, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_spec(document)
-    storage = tmp_path / "store"
-    code, out, err = run_cli(["run", str(path), "--storage", str(storage)], capsys)
-
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"tunelab: error: {path}: ")
-    if field:
-        assert f": {field}: " in lines[0]
-    assert words in lines[0]
-    assert "Traceback" not in out + err
-    assert not storage.exists(), "a rejected file must not create the storage folder"
+    assert_run_refused(write_spec(document), field, words, tmp_path / "store", capsys)
 
 
 def test_there_are_at_least_twenty_distinct_bad_files() -> None:

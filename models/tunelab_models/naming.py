@@ -34,6 +34,9 @@ class NameRegistry(Generic[T]):
     def values(self) -> list[T]:
         return list(self._entries.values())
 
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._entries.items())
+
     def __getitem__(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name]

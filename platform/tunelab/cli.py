@@ -52,10 +52,17 @@ def validate(file: Annotated[Path, typer.Argument(help="Experiment file (YAML)."
     echo(
         f"{file}: ok — study {spec.name!r}, {spec.budget.num_samples} trials of {spec.model.name} on "
         f"{spec.dataset.name}, {plural(len(spec.search_space), 'parameter')} searched by {spec.searcher.name} "
-        f"with {spec.scheduler.name}, objective {spec.objective.metric} ({spec.objective_mode})"
+        f"with {spec.scheduler.name}, {_objectives_said(spec)}"
     )
     for line in _data_description(spec):
         echo(f"  {line}")
+
+
+def _objectives_said(spec: Any) -> str:
+    if not spec.is_multi_objective:
+        return f"objective {spec.primary_objective.metric} ({spec.objective_mode})"
+    listed = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives)
+    return f"objectives {listed}; the scheduler judges {spec.primary_objective.metric}"
 
 
 def _data_description(spec: Any) -> list[str]:
@@ -143,6 +150,7 @@ def results(
     if confirmed:
         _print_confirmation(_existing_study(storage, study))
         return
+    from tunelab.analysis.objectives import front_summary_table, is_multi_objective
     from tunelab.store import read_study, read_study_tables
     from tunelab.summary import summary_table
 
@@ -153,6 +161,8 @@ def results(
         return
     tables = read_study_tables(paths)
     table = summary_table(tables.trials, mode, top, fit=_fit_by_trial(tables))
+    if is_multi_objective(tables.study):
+        table = front_summary_table(tables.trials, tables.study, top)
     if format is OutputFormat.csv:
         typer.echo(table.to_csv(index=False), nl=False)
     else:
@@ -455,11 +465,15 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     from rich.table import Table
 
     from tunelab.analysis import fit_diagnosis, fit_summary
+    from tunelab.analysis.objectives import is_multi_objective
     from tunelab.store import read_study_tables
     from tunelab.summary import format_value, status_counts, summary_table
 
     tables = read_study_tables(paths)
     study, trials = tables.study, tables.trials
+    if is_multi_objective(study):
+        _print_front(paths, tables, top)
+        return
     # No fit column here: it would squeeze a table already as wide as a terminal. Each trial's
     # fit is in the csv and json formats and on the dashboard; this prints a sentence.
     table = summary_table(trials, mode, top)
@@ -477,6 +491,26 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     if not table.empty:
         best = table.iloc[0]
         echo(f"best trial: {best['trial']} with {study['objective_metric']} {format_value(best['objective'])}")
+    echo(f"results: {paths.root}")
+
+
+def _print_front(paths: Any, tables: Any, top: int | None) -> None:
+    """A multi-objective study's results: its Pareto front first, then the other trials."""
+    from tunelab.analysis.objectives import front_summary_table, hypervolume_history, study_objectives
+    from tunelab.summary import format_value, status_counts
+
+    study, trials = tables.study, tables.trials
+    objectives = ", ".join(f"{metric} ({mode})" for metric, mode in study_objectives(study))
+    every = front_summary_table(trials, study)
+    shown = every if top is None else every.head(top)
+    _print_frame(f"{study['name']} — Pareto front first over {objectives}, each part by {study['objective_metric']}", shown)
+    front = every[every["pareto"]]["trial"].astype(int).tolist() if not every.empty else []  # all of it, whatever --top
+    counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
+    echo(f"{len(trials)} trials: {counts}")
+    history = hypervolume_history(trials)
+    volume = f" (hypervolume {format_value(float(history['hypervolume'].iloc[-1]))})" if not history.empty else ""
+    echo(f"Pareto front: trial{'s' if len(front) != 1 else ''} {', '.join(map(str, front)) or '—'}{volume}; "
+         f"primary objective {study['objective_metric']}")
     echo(f"results: {paths.root}")
 
 

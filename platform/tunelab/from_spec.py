@@ -5,7 +5,7 @@ Spec through these, and none of them imports another for it."""
 from __future__ import annotations
 
 from tunelab.datasets import Splits, load_splits
-from tunelab.metrics import metric_mode
+from tunelab.metrics import Mode, metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.spec import Spec, resolved_options
 from tunelab.training.plan import StudySetup, TrainingRules
@@ -15,7 +15,7 @@ def study_setup(spec: Spec) -> StudySetup:
     early = spec.train.early_stopping
     rules = TrainingRules(
         max_epochs=spec.train.max_epochs,
-        objective=spec.objective.metric,
+        objective=spec.primary_objective.metric,
         objective_mode=spec.objective_mode,
         patience=early.patience,
         min_delta=early.min_delta,
@@ -23,7 +23,8 @@ def study_setup(spec: Spec) -> StudySetup:
         monitor_mode=metric_mode(spec.monitor_metric),
         seed=spec.train.seed,
         checkpoint_interval_s=spec.train.checkpoint_interval_s,
-        goal=spec.objective.goal,
+        goal=spec.primary_objective.goal,
+        objectives=tuple(study_objectives(spec)),
     )
     return StudySetup(
         rung_epochs=frozenset(rung_epochs(spec)),
@@ -34,6 +35,11 @@ def study_setup(spec: Spec) -> StudySetup:
         cpus_per_trial=spec.resources.cpu,
         gpus_per_trial=spec.resources.gpu,
     )
+
+
+def study_objectives(spec: Spec) -> list[tuple[str, Mode]]:
+    """A multi-objective study's objectives, (metric, mode) in the file's order; empty for one."""
+    return [(o.metric, o.mode or metric_mode(o.metric)) for o in spec.objectives] if spec.is_multi_objective else []
 
 
 def rung_epochs(spec: Spec) -> list[int]:

@@ -15,14 +15,26 @@ OBJECTIVE_METRICS: dict[str, dict[str, Mode]] = {
     "reconstruction": {"val_loss": "min", "train_loss": "min"},
 }
 
+# What a trial costs, which a multi-objective study may trade against a task metric (never
+# its primary objective: they say nothing about which epoch's weights are best). Every task.
+#   num_parameters  the model's parameter count (every epoch)
+#   train_seconds   training passes so far, evaluation excluded (every epoch)
+#   inference_ms    median latency of one training batch through the best weights, measured
+#                   once when the trial ends on its own
+TRADE_OFF_METRICS: dict[str, Mode] = {"num_parameters": "min", "inference_ms": "min", "train_seconds": "min"}
+# A multi-objective study's trials report, when they end, each objective's value at the
+# primary's best epoch under this prefix (objective_val_acc, ...); the trials table keeps them.
+OBJECTIVE_VALUE_PREFIX = "objective_"
+
 # Columns of one epoch row, in the order the store keeps them (NaN where a task lacks one).
 EPOCH_METRICS: tuple[str, ...] = (
     "train_loss", "val_loss", "train_acc", "val_acc", "train_r2", "val_r2", "lr", "epoch_seconds",
+    "num_parameters", "train_seconds",
 )
 # Figures of a trial's final evaluation (best epoch's weights), kept in the trials table.
 FINAL_METRICS: tuple[str, ...] = (
     "train_loss", "val_loss", "train_acc", "val_acc", "train_r2", "val_r2",
-    "test_loss", "test_acc", "test_r2", "val_auc", "test_auc",
+    "test_loss", "test_acc", "test_r2", "val_auc", "test_auc", "inference_ms",
 )
 
 # A report may carry several epochs (short epochs are sent together): their rows, oldest
@@ -44,7 +56,7 @@ def epoch_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def metric_mode(metric: str) -> Mode:
     """Whether lower or higher is better for a metric name, whatever the task."""
-    for metrics in OBJECTIVE_METRICS.values():
+    for metrics in (*OBJECTIVE_METRICS.values(), TRADE_OFF_METRICS):
         if metric in metrics:
             return metrics[metric]
     raise KeyError(metric)

@@ -6,16 +6,23 @@ space), its per-epoch objective as intermediate values, and its state as tunelab
 during a study: trials that ended on their own (completed, patience, goal, diverged) COMPLETE
 with their best value, trials the scheduler stopped PRUNED, errored and interrupted ones FAIL.
 tunelab's own words (status, trial id, stop epoch, test metrics) are user attributes.
+
+A multi-objective study becomes one with a direction per objective and a value list per trial
+(each objective at the primary's best epoch), named after the metrics; it carries no
+intermediate values, as Optuna's own multi-objective studies do not (Trial.report refuses them,
+and its TPE cannot read them there).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
+from tunelab.analysis.objectives import study_objectives, value_columns
 from tunelab.errors import BadInputError
 from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
@@ -54,18 +61,25 @@ def export_to_optuna(paths: StudyPaths, target: str) -> tuple[str, int]:
     if name in {summary.study_name for summary in optuna.study.get_all_study_summaries(storage)}:
         raise BadInputError(f"--optuna {target}: holds an Optuna study named {name!r} already; expected a new name "
                             "(another file or database, or delete that study)")
-    direction = "maximize" if info["objective_mode"] == "max" else "minimize"
+    objectives = study_objectives(info)
+    several = len(objectives) > 1
+    directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
     trials = read_trials(paths)
     trials = trials.sort_values("trial_number") if "trial_number" in trials else trials
-    curves = _intermediate_values(read_epochs(paths), str(info["objective_metric"]))
-    frozen = [_frozen(row, spec.search_space, curves.get(row["trial_id"], {})) for row in trials.to_dict("records")]
+    curves = {} if several else _intermediate_values(read_epochs(paths), str(info["objective_metric"]))
+    columns = value_columns(objectives) if several else ["objective"]
+    frozen = [_frozen(row, spec.search_space, curves.get(row["trial_id"], {}), columns) for row in trials.to_dict("records")]
     frozen = [trial for trial in frozen if trial is not None]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" line is not ours to print
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction=direction)
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions)
     finally:
         optuna.logging.set_verbosity(verbosity)
+    if several:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 3.2, still marked
+            study.set_metric_names([metric for metric, _ in objectives])
     study.set_user_attr("tunelab_objective", str(info["objective_metric"]))
     study.set_user_attr("tunelab_storage", str(paths.root))
     study.add_trials(frozen)
@@ -99,7 +113,7 @@ def _intermediate_values(epochs: pd.DataFrame, metric: str) -> dict[str, dict[in
             for trial_id, rows in finite.groupby("trial_id")}
 
 
-def _frozen(row: dict[str, Any], space: dict[str, _Distribution], intermediate: dict[int, float]) -> Any:
+def _frozen(row: dict[str, Any], space: dict[str, _Distribution], intermediate: dict[int, float], columns: list[str]) -> Any:
     """The trial as Optuna stores it, or None for one still running (Optuna cannot take it as
     finished, and it has nothing final to show)."""
     from optuna.trial import TrialState, create_trial
@@ -111,17 +125,17 @@ def _frozen(row: dict[str, Any], space: dict[str, _Distribution], intermediate: 
     distributions = {name: optuna_distribution(space[name]) for name in params}
     params = {name: distributions[name].to_external_repr(distributions[name].to_internal_repr(value))
               for name, value in params.items()}
-    value = row.get("objective")
-    has_value = isinstance(value, (int, float)) and not math.isnan(value)
+    values = [row.get(column) for column in columns]
+    has_value = all(isinstance(value, (int, float)) and not math.isnan(value) for value in values)
     attributes = {name: _plain(row.get(name)) for name in USER_ATTRIBUTES if row.get(name) is not None}
     attributes.update({name: _plain(v) for name, v in row.items() if str(name).startswith("final_test_") and _plain(v) is not None})
     if status in ENDED_ON_THEIR_OWN and has_value:
-        state, values = TrialState.COMPLETE, [float(value)]
+        state, told = TrialState.COMPLETE, [float(value) for value in values]
     elif status == STOPPED_EARLY:
-        state, values = TrialState.PRUNED, None
+        state, told = TrialState.PRUNED, None
     else:
-        state, values = TrialState.FAIL, None
-    return create_trial(state=state, values=values, params=params, distributions=distributions,
+        state, told = TrialState.FAIL, None
+    return create_trial(state=state, values=told, params=params, distributions=distributions,
                         intermediate_values=intermediate, user_attrs=attributes)
 
 

@@ -64,8 +64,30 @@ class Study:
         return read_epochs(self.paths)
 
     @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(metric, mode) of each objective, in the experiment file's order; one for most studies."""
+        from tunelab.analysis.objectives import study_objectives
+
+        return study_objectives(self.info)
+
+    @property
+    def pareto_front(self) -> pd.DataFrame:
+        """A multi-objective study's Pareto front: the trials that ended on their own and no other
+        such trial beats in every objective, best primary objective first. Each objective's value
+        is in `objective_<metric>` (at the primary's best epoch)."""
+        from tunelab.analysis.objectives import PARETO, pareto_table, primary_objective
+
+        info = self.info
+        if len(self.objectives) < 2:
+            raise BadInputError(f"study {self.name!r} has one objective ({info['objective_metric']}): "
+                                "no Pareto front; its best trial is `best_trial`")
+        table = pareto_table(self.trials, self.objectives, primary_objective(info))
+        return table[table[PARETO]].reset_index(drop=True) if not table.empty else table
+
+    @property
     def best_trial(self) -> pd.Series:
-        """The trial with the best objective among those that have one."""
+        """The trial with the best objective among those that have one (in a multi-objective
+        study, the primary objective's best; see `pareto_front` for the trade-offs)."""
         trials = self.trials
         scored = trials[trials["objective"].notna()] if "objective" in trials else trials.iloc[0:0]
         if scored.empty:
@@ -164,7 +186,7 @@ class Study:
         metrics = {name.removeprefix("final_"): float(value) for name, value in row.items()
                    if str(name).startswith("final_") and isinstance(value, (int, float)) and math.isfinite(value)}
         about = {"study": self.name, "number": number, "trial_id": str(row["trial_id"]), "best_epoch": saved_best,
-                 "objective": spec.objective.metric, "objective_value": _float_or_none(row.get("objective"))}
+                 "objective": spec.primary_objective.metric, "objective_value": _float_or_none(row.get("objective"))}
         return build_tuned_model(spec.model.name, params, self.preprocessing, saved["best_model"], device,
                                  trial=about, metrics=metrics)
 

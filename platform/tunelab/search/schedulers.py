@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from tunelab_models.params import Param
 
@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 
 class Scheduler(Strategy):
+    # Whether it can run a multi-objective study by judging trials on the primary objective
+    # alone. A scheduler that needs every objective (or none) to compare trials says False.
+    judges_a_primary_objective: ClassVar[bool] = False
+
     @abstractmethod
     def build(self, *, max_epochs: int, options: Mapping[str, Any]) -> TrialScheduler:
         """The Ray Tune scheduler (Ray is imported here, not when the name is checked)."""
@@ -46,6 +50,7 @@ class ASHA(Scheduler):
     """
 
     name = "asha"
+    judges_a_primary_objective = True
     options = (
         Param("grace_period", int, "auto", "epochs every trial gets before it can be stopped; auto: an eighth of "
               "max_epochs", low=1, high=1_000_000, also=("auto",)),
@@ -95,6 +100,7 @@ class MedianStopping(Scheduler):
     """Stop a trial whose best result is worse than the median of others at the same epoch."""
 
     name = "median"
+    judges_a_primary_objective = True
     options = (
         Param("grace_period", int, 1, "epochs before a trial can be stopped", low=1, high=1_000_000),
         Param("min_samples_required", int, 3, "trials needed to compute a median", low=1, high=1_000_000),
@@ -119,6 +125,7 @@ class MedianStopping(Scheduler):
 
 class NoScheduler(Scheduler):
     name = "none"
+    judges_a_primary_objective = True  # judges nothing: every trial runs to its own end
 
     def build(self, *, max_epochs, options):  # type: ignore[no-untyped-def]
         from ray.tune.schedulers import FIFOScheduler

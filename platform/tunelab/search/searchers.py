@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from tunelab_models.params import Param
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be c
 
 
 class Searcher(Strategy):
+    # Whether its sampler handles a study of several objectives (Optuna's directions list).
+    multi_objective: ClassVar[bool] = False
+
     @abstractmethod
     def build(
         self, *, space: Mapping[str, _Distribution], seed: int | None, options: Mapping[str, Any], budgets: Sequence[int]
@@ -33,6 +36,7 @@ class Searcher(Strategy):
 
 class TPESearcher(Searcher):
     name = "tpe"
+    multi_objective = True  # Optuna's TPE splits multi-objective trials by non-domination rank
     options = (Param("n_startup_trials", int, 10, "random trials before TPE models the space", low=0, high=100_000),)
 
     def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
@@ -72,11 +76,31 @@ class BohbSearcher(Searcher):
 
 class RandomSearcher(Searcher):
     name = "random"
+    multi_objective = True
 
     def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
         import optuna
 
         return optuna.samplers.RandomSampler(seed=seed)
+
+
+class NSGAIISearcher(Searcher):
+    """NSGA-II, Optuna's genetic algorithm for Pareto fronts: a first generation at random, then
+    children of the best non-dominated trials. Also takes a single objective."""
+
+    name = "nsga2"
+    multi_objective = True
+    options = (
+        Param("population_size", int, 20, "trials per generation (the first at random)", low=2, high=100_000),
+        Param("crossover_prob", float, 0.9, "chance a child mixes two parents' parameters", low=0.0, high=1.0),
+    )
+
+    def build(self, *, space, seed, options, budgets):  # type: ignore[no-untyped-def]
+        from tunelab.search.nsga2 import PicklableNSGAIISampler  # Ray pickles the sampler to resume
+
+        return PicklableNSGAIISampler(
+            population_size=options["population_size"], crossover_prob=options["crossover_prob"], seed=seed
+        )
 
 
 class CmaEsSearcher(Searcher):
@@ -127,7 +151,8 @@ class GridSearcher(Searcher):
 
 
 SEARCHERS: NameRegistry[Searcher] = NameRegistry("searcher")
-for _searcher in (TPESearcher(), BohbSearcher(), RandomSearcher(), CmaEsSearcher(), QMCSearcher(), GridSearcher()):
+for _searcher in (TPESearcher(), BohbSearcher(), RandomSearcher(), NSGAIISearcher(), CmaEsSearcher(), QMCSearcher(),
+                  GridSearcher()):
     SEARCHERS.register(_searcher)
 
 

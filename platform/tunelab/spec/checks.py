@@ -12,10 +12,11 @@ from tunelab_models.params import Param, resolve_params
 
 from tunelab.datasets import get_dataset, load_splits, resolve_dataset_params, resolve_paths
 from tunelab.errors import BadInputError, DataError, SpecError
-from tunelab.metrics import OBJECTIVE_METRICS, goal_problem
+from tunelab.metrics import OBJECTIVE_METRICS
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec.distributions import Choice, _Distribution, evaluation_order
+from tunelab.spec.objectives import resolved_objective
 from tunelab.spec.schema import Spec
 from tunelab.spec.strict import OptionsModel
 from tunelab.training.knobs import TRAINING_KNOBS
@@ -76,19 +77,7 @@ def validate_spec(spec: Spec, source: str, base: Path | None = None, read_data: 
 
     # Data not read here (it lives on the cluster) leaves the task open: any task's metric.
     metrics = OBJECTIVE_METRICS[task] if task else {m: d for known in OBJECTIVE_METRICS.values() for m, d in known.items()}
-    metric = spec.objective.metric
-    if metric not in metrics:
-        raise fail(
-            "objective.metric",
-            f"unknown metric {metric!r} for {task}{did_you_mean(metric, metrics)}; "
-            f"expected one of {', '.join(metrics)}",
-        )
-    mode = spec.objective.mode or metrics[metric]
-    if mode != metrics[metric]:
-        raise fail("objective.mode", f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'}; expected {metrics[metric]!r}")
-    goal = spec.objective.goal
-    if goal is not None and (problem := goal_problem(metric, goal)):
-        raise fail("objective.goal", problem)
+    objective = resolved_objective(spec, task, metrics, searcher, scheduler, fail)
     monitor = spec.train.early_stopping.monitor
     if monitor is not None and monitor not in metrics:
         raise fail("train.early_stopping.monitor", f"unknown metric {monitor!r}{did_you_mean(monitor, metrics)}; expected one of {', '.join(metrics)}")
@@ -111,7 +100,7 @@ def validate_spec(spec: Spec, source: str, base: Path | None = None, read_data: 
 
     return spec.model_copy(
         update={
-            "objective": spec.objective.model_copy(update={"mode": mode}),
+            "objective": objective,
             "budget": spec.budget.model_copy(update={"num_samples": num_samples}),
         }
     )

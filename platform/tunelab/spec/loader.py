@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from tunelab.errors import SpecError, shown_value
 from tunelab.spec.checks import did_you_mean, validate_spec
 from tunelab.spec.distributions import DISTRIBUTION_TYPES, DISTRIBUTIONS_BY_TYPE
-from tunelab.spec.schema import Spec
+from tunelab.spec.schema import OBJECTIVE_SHAPES, Objective, Spec
 from tunelab.spec.yaml_loader import MAX_DEPTH, DuplicateKeyError, load_yaml
 
 # An experiment file has tens of values. The bound stops alias bombs ("billion laughs"),
@@ -168,6 +168,9 @@ def _clean_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # Pydantic puts the union tag into the location (search_space.lr.loguniform.low).
     if len(loc) >= 3 and loc[0] == "search_space" and loc[2] in DISTRIBUTION_TYPES:
         return loc[:2] + loc[3:]
+    # And the shape of `objective` (one mapping or a list): objective.one.metric is objective.metric.
+    if len(loc) >= 2 and loc[0] == "objective" and loc[1] in OBJECTIVE_SHAPES:
+        return loc[:1] + loc[2:]
     return loc
 
 
@@ -175,6 +178,8 @@ def _known_fields(parent: tuple[Any, ...]) -> list[str]:
     """Field names allowed at `parent` (a raw pydantic location), for "did you mean"."""
     if len(parent) == 3 and parent[0] == "search_space" and parent[2] in DISTRIBUTIONS_BY_TYPE:
         return list(DISTRIBUTIONS_BY_TYPE[parent[2]].model_fields)
+    if parent[:1] == ("objective",) and len(parent) in (2, 3):  # (objective, one) or (objective, several, i)
+        return list(Objective.model_fields)
     model: Any = Spec
     for part in parent:
         field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from tunelab.datasets.base import check_fractions
 from tunelab.errors import BadInputError
@@ -64,6 +64,22 @@ class Objective(StrictModel):
     # Good enough: once a trial's objective reaches this value the trial ends (with its test
     # evaluation), no further trials start and running ones are interrupted.
     goal: float | None = Field(default=None, allow_inf_nan=False)
+    # In a list of objectives: the one the scheduler judges and the trial's best epoch is
+    # chosen by (default: the first). Meaningless, and harmless, on a single objective.
+    primary: bool = False
+
+
+def _objective_shape(value: Any) -> str:
+    return "several" if isinstance(value, list) else "one"
+
+
+# `objective:` is one mapping, or a list of them (a multi-objective study). The tag names the
+# shape in pydantic's error locations; the loader drops it from the field it reports.
+Objectives = Annotated[
+    Union[Annotated[Objective, Tag("one")], Annotated[list[Objective], Tag("several")]],
+    Discriminator(_objective_shape),
+]
+OBJECTIVE_SHAPES = ("one", "several")
 
 
 class EarlyStopping(StrictModel):
@@ -153,7 +169,7 @@ class Spec(StrictModel):
     dataset: DatasetSpec
     model: ModelSpec
     search_space: dict[str, Distribution] = Field(min_length=1)
-    objective: Objective = Objective()
+    objective: Objectives = Objective()
     train: TrainSpec = TrainSpec()
     searcher: SearcherSpec = SearcherSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
@@ -167,11 +183,28 @@ class Spec(StrictModel):
     _shorthand = field_validator("dataset", "model", "searcher", "scheduler", mode="before")(_name_shorthand)
 
     @property
+    def objectives(self) -> list[Objective]:
+        """Every objective, in the file's order: one for a single-objective study."""
+        return list(self.objective) if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def primary_objective(self) -> Objective:
+        """The objective the scheduler judges and each trial's best epoch is chosen by: the one
+        marked `primary`, else the first."""
+        objectives = self.objectives
+        return next((objective for objective in objectives if objective.primary), objectives[0])
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
     def objective_mode(self) -> Mode:
-        """Resolved by `checks.validate_spec`; always set on a loaded Spec."""
-        assert self.objective.mode is not None
-        return self.objective.mode
+        """The primary objective's; resolved by `checks.validate_spec`, always set on a loaded Spec."""
+        mode = self.primary_objective.mode
+        assert mode is not None
+        return mode
 
     @property
     def monitor_metric(self) -> str:
-        return self.train.early_stopping.monitor or self.objective.metric
+        return self.train.early_stopping.monitor or self.primary_objective.metric

@@ -71,6 +71,11 @@ class Table:
         """Every concrete column name, patterns expanded (not `param_*`: those are the space's)."""
         return {name for column in self.columns for name in _expand(column.name)}
 
+    def holds(self, name: str) -> bool:
+        """Whether a column of this name belongs in the table (`param_*` and the like match)."""
+        return name in self.column_names() or any(
+            column.name.endswith("*") and name.startswith(column.name[:-1]) for column in self.columns)
+
     def readme_row(self) -> str:
         shown = self.summary or ", ".join(column.shown() for column in self.columns)
         return f"| `{self.path}` | {self.one_row_per} | {shown} |"
@@ -90,24 +95,30 @@ S, I, F, B, T = "string", "int64", "float64", "bool", "timestamp"
 STUDY = Table(STUDY_TABLE, "study", (
     Column("name", S), Column("description", S), Column("spec_yaml", S, "the validated spec"),
     Column("dataset", S), Column("task", S), Column("class_names", S, "JSON, in class-index order"), Column("model", S),
-    Column("objective_metric", S), Column("objective_mode", S), Column("searcher", S), Column("scheduler", S),
+    Column("objective_metric", S, "the primary objective's"), Column("objective_mode", S), Column("searcher", S), Column("scheduler", S),
     Column("rung_epochs", "list<int64>", "the epochs the scheduler judges"), Column("max_epochs", I),
     Column("num_samples", I), Column("max_concurrent", I), Column("status", S, " / ".join(STUDY_STATUSES)),
     Column("started_at", T), Column("finished_at", T), Column("resumed_at", T),
+    Column("objectives", S, "several objectives: JSON list of {metric, mode}, the file's order"),
+    Column("hypervolume_reference", S, "several objectives: JSON list"),
 ))
 
 TRIALS = Table(TRIALS_TABLE, "trial", (
     Column("trial_id", S), Column("trial_number", I), Column(f"{PARAM_PREFIX}*", "as sampled", "one per searched parameter"),
     Column("status", S, " / ".join((RUNNING, *TRIAL_STATUSES))), Column("objective", F, "best value"),
     Column("best_epoch", I), Column("epochs", I), Column("stop_epoch", I), Column("stop_reason", S), Column("error", S),
-    Column("final_{train,val,test}_{loss,acc,r2}", F), Column("final_{val,test}_auc", F),
+    Column("final_{train,val,test}_{loss,acc,r2}", F), Column("final_{val,test}_auc", F), Column("final_inference_ms", F),
     Column("test_confusion", S, "JSON, rows = true class"), Column("retries", I), Column("rerun_epochs", I),
     Column("node_id", S), Column("gpu_ids", S), Column("started_at", T), Column("finished_at", T), Column("duration_s", F),
+    Column("objective_*", F, "several objectives: one per objective, at the best epoch so far; final when the trial ends"),
+    Column("pareto", B, "several objectives: on the front of finished trials"),
+    Column("hypervolume", F, "several objectives: the front's, when the trial finished"),
 ))
 
 EPOCHS = Table(f"{EPOCHS_FOLDER}/part-*.parquet", "trial × epoch", (
     Column("trial_id", S), Column("epoch", I), Column("{train,val}_{loss,acc,r2}", F, "NaN where a task lacks one"),
-    Column("lr", F), Column("epoch_seconds", F), Column("time_total_s", F),
+    Column("lr", F), Column("epoch_seconds", F), Column("num_parameters", F), Column("train_seconds", F),
+    Column("time_total_s", F),
 ))
 
 SIDE_TABLES: tuple[Table, ...] = (

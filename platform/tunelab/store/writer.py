@@ -45,6 +45,9 @@ class StudyWriter:
         self._recover_logged_epochs()
         self._recover_logged_trials()
 
+    def study(self) -> dict[str, Any]:
+        return dict(self._study)
+
     def update_study(self, **fields: Any) -> None:
         self._study.update(fields)
         write_parquet_atomic(pd.DataFrame([self._study]), self.paths.study)

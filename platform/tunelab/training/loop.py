@@ -19,7 +19,8 @@ import torch
 from tunelab_models import build_model, model_signature
 
 from tunelab.datasets import Splits
-from tunelab.metrics import TRIAL_END, Mode, goal_reached, worst_value
+from tunelab.metrics import EPOCH_METRICS, TRIAL_END, Mode, goal_reached, worst_value
+from tunelab.training.costs import count_parameters, inference_ms, objective_values
 from tunelab.training.optimizers import build_optimizer
 from tunelab.training.plan import TrialPlan
 from tunelab.training.schedules import SCHEDULES
@@ -101,6 +102,9 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
     patience = BestTracker(rules.monitor_mode, rules.min_delta)
     shuffle = torch.Generator(device="cpu").manual_seed(rules.seed)
     best_weights = copy_weights(model)
+    num_parameters = count_parameters(model)
+    train_seconds = 0.0  # training passes only: what the model costs to train, not our evaluation
+    at_best_epoch: dict[str, Any] = {}  # the best epoch's row: a multi-objective trial's values
     first_epoch = 1
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -115,6 +119,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         if device.type == "cuda" and "cuda_rng" in resume:  # on a GPU they come from its generator
             torch.cuda.set_rng_state(resume["cuda_rng"], device)
         first_epoch = int(resume["epoch"]) + 1
+        train_seconds = float(resume.get("train_seconds", 0.0))
+        at_best_epoch = dict(resume.get("at_best_epoch", {}))
         if resume.get("trial_end"):
             # The trial had ended when this state was saved (Ray's state snapshot can lag
             # behind): resuming it must not train past its end.
@@ -144,9 +150,10 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 lr_scheduler.step()
         if lr_scheduler is not None and not schedule.per_batch:
             lr_scheduler.step()
+        train_seconds += time.perf_counter() - started
 
         # Train metrics in eval mode (no dropout): training error is the bias diagnostic.
-        metrics = {"epoch": epoch, "lr": epoch_lr}
+        metrics = {"epoch": epoch, "lr": epoch_lr, "num_parameters": num_parameters, "train_seconds": train_seconds}
         metrics.update(prefixed("train", task.metrics(predict(model, train_x), train_y)))
         metrics.update(prefixed("val", task.metrics(predict(model, val_x), val_y)))
 
@@ -161,6 +168,7 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         else:
             if objective.update(metrics[rules.objective], epoch):
                 best_weights = copy_weights(model)
+                at_best_epoch = {name: metrics[name] for name in EPOCH_METRICS if name in metrics}
             patience.update(metrics[rules.monitor], epoch)
             if goal_reached(objective.best_value, rules.goal, rules.objective_mode):
                 end = "reached_goal"
@@ -173,7 +181,9 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         metrics.update(best_epoch=objective.best_epoch, best_objective=objective.best_value)
 
         if end and end != "diverged":
-            metrics.update(final_evaluation(model, best_weights, data, task, device))
+            metrics.update(final_evaluation(model, best_weights, data, task, device, train_x[:batch_size]))
+        if rules.objectives:
+            metrics.update(objective_values(rules.objectives, at_best_epoch, metrics if end else None, diverged))
         if end:
             metrics[TRIAL_END] = end
         metrics["epoch_seconds"] = time.perf_counter() - started
@@ -189,6 +199,8 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
                 "best_model": best_weights,
                 "objective": objective.state(),
                 "patience": patience.state(),
+                "train_seconds": train_seconds,
+                "at_best_epoch": at_best_epoch,
                 "shuffle_rng": shuffle.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
@@ -203,9 +215,11 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
 
 
 def final_evaluation(
-    model: torch.nn.Module, best_weights: dict[str, Any], data: Splits, task: TrainingTask, device: torch.device
+    model: torch.nn.Module, best_weights: dict[str, Any], data: Splits, task: TrainingTask, device: torch.device,
+    latency_batch: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Test metrics of the best epoch's weights, plus the task's final figures.
+    """Test metrics of the best epoch's weights, plus the task's final figures (and, given a
+    training batch, `inference_ms`: how long one such batch takes through those weights).
 
     The held-out test split is touched once, after the trial has ended: it never takes
     part in choosing a configuration.
@@ -222,6 +236,8 @@ def final_evaluation(
         results.update(val_auc=val_final["auc"], test_auc=test_final["auc"])
     if "confusion" in test_final:
         results["test_confusion"] = json.dumps(test_final["confusion"])
+    if latency_batch is not None:
+        results["inference_ms"] = inference_ms(model, latency_batch.clone())
     model.load_state_dict(current)
     return results
 

@@ -25,6 +25,9 @@ class TrainingRules:
     seed: int  # model initialisation and shuffling: the same for every trial
     checkpoint_interval_s: float = 0.0  # 0: a checkpoint every epoch
     goal: float | None = None  # an objective this good ends the trial (and the study)
+    # A multi-objective study's objectives, (metric, mode), the primary among them; empty for
+    # one objective. The trial reports each one's value when it ends (`costs.objective_values`).
+    objectives: tuple[tuple[str, Mode], ...] = ()
 
 
 @dataclass(frozen=True)

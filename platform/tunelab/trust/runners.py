@@ -84,7 +84,7 @@ def run_audit(storage: Path, study: str, sample: int | None = None, every: bool 
         stop = int(by_id.loc[trial_id, "stop_epoch"])
         at_stop = next((e for e in curve if e["epoch"] == stop), {})
         rows.append({"trial_id": trial_id, "trial_number": int(by_id.loc[trial_id, "trial_number"]), "stop_epoch": stop,
-                     "value_at_stop": at_stop.get(spec.objective.metric, math.nan), "epochs": len(curve), **result,
+                     "value_at_stop": at_stop.get(spec.primary_objective.metric, math.nan), "epochs": len(curve), **result,
                      "created_at": now})
         epoch_rows.extend({"trial_id": trial_id, **epoch} for epoch in curve)
     table = pd.DataFrame(rows)

@@ -41,6 +41,10 @@ class StudySearch(OptunaSearch):
     trial and by how far it got, which is how Optuna treats trials its own pruners stop.
     A trial that ended on its own (completed, patience, diverged) says so in `trial_end`.
 
+    With several objectives Optuna gets, when a trial ends on its own, each objective's value
+    (the trial's `objective_<metric>` figures), and no intermediate values: Optuna's
+    multi-objective studies keep none. A stopped trial is PRUNED there too.
+
     Ray hands the searcher no result for the report on which a trial ends (its own end, or
     the scheduler's stop at a rung): those epochs reach Optuna when the trial completes.
     Without them a trial stopped at epoch 5 would tell Optuna it got to epoch 4 or 3.
@@ -51,12 +55,19 @@ class StudySearch(OptunaSearch):
         self._last_epoch: dict[str, int] = {}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self.is_multi_objective:
+            return  # Optuna keeps no intermediate values in a multi-objective study (Trial.report refuses)
         # Optuna's intermediate values are per epoch; one report may carry several epochs.
         for row in epoch_rows(result):
             if self.metric not in row or row.get("epoch", 0) <= self._last_epoch.get(trial_id, 0):
                 continue
             super().on_trial_result(trial_id, {self.metric: row[self.metric], TRAINING_ITERATION: row["epoch"]})
             self._last_epoch[trial_id] = row["epoch"]
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """Several objectives: `metric` is the list of the trial's final `objective_<metric>` values."""
+        return isinstance(self.metric, list)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if result is not None and not error and trial_id in self._ot_trials:
@@ -66,5 +77,8 @@ class StudySearch(OptunaSearch):
         if stopped_by_scheduler:
             # With no result and no error, OptunaSearch records the trial as PRUNED.
             super().on_trial_complete(trial_id, result=None, error=False)
+        elif self.is_multi_objective and result is not None and any(result.get(name) is None for name in self.metric):
+            # A list with a gap would be refused by Optuna and leave the trial RUNNING there forever.
+            super().on_trial_complete(trial_id, result=None, error=True)
         else:
             super().on_trial_complete(trial_id, result=result, error=error)

@@ -11,7 +11,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, TRIAL_END, ended_status, epoch_rows
+from tunelab.metrics import EPOCH_METRICS, FINAL_METRICS, OBJECTIVE_VALUE_PREFIX, TRIAL_END, Mode, ended_status, epoch_rows
 from tunelab.store import StudyPaths, StudyWriter, read_epochs
 from tunelab.store.layout import PARAM_PREFIX
 from tunelab.store.schema import (
@@ -31,10 +31,15 @@ def now() -> datetime:
 
 
 class StoreCallback(Callback):
-    def __init__(self, paths: StudyPaths, objective: str, scheduler_name: str) -> None:
+    objectives: list[tuple[str, Mode]] | None = None  # also for a callback pickled before it had them
+
+    def __init__(
+        self, paths: StudyPaths, objective: str, scheduler_name: str, objectives: list[tuple[str, Mode]] | None = None
+    ) -> None:
         self.paths = paths
         self.objective = objective
         self.scheduler_name = scheduler_name
+        self.objectives = objectives  # a multi-objective study's: its Pareto front is kept current
         self._open_store()
 
     def _open_store(self) -> None:
@@ -55,7 +60,8 @@ class StoreCallback(Callback):
     # Ray pickles the callbacks with the experiment and unpickles them to resume it: carry only
     # the settings, and read the tables again from disk when unpickled.
     def __getstate__(self) -> dict[str, Any]:
-        return {"paths": self.paths, "objective": self.objective, "scheduler_name": self.scheduler_name}
+        return {"paths": self.paths, "objective": self.objective, "scheduler_name": self.scheduler_name,
+                "objectives": self.objectives}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -100,6 +106,7 @@ class StoreCallback(Callback):
             objective=_number(result.get("best_objective")),
             best_epoch=int(result.get("best_epoch", 0)),
             **{f"final_{name}": _number(result.get(name)) for name in FINAL_METRICS},
+            **{name: _number(value) for name, value in result.items() if name.startswith(OBJECTIVE_VALUE_PREFIX)},
         )
         if "node_id" in result and "node_id" not in self.writer.trial(trial.trial_id):
             self.writer.update_trial(trial.trial_id, node_id=result["node_id"], gpu_ids=result.get("gpu_ids", ""))
@@ -169,6 +176,10 @@ class StoreCallback(Callback):
         self.writer.update_trial(
             trial.trial_id, finished_at=finished, duration_s=(finished - started).total_seconds(), **fields
         )
+        if self.objectives:
+            from tunelab.pareto_tracking import refresh_front
+
+            refresh_front(self.writer, self.objectives, trial.trial_id)
         self.writer.log_trial(trial.trial_id)
         self._flush_if_due()
 

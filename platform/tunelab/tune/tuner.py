@@ -12,7 +12,9 @@ from typing import Any, Callable
 import yaml
 
 from tunelab.datasets import Splits
-from tunelab.from_spec import rung_epochs, study_budgets, study_setup
+from tunelab.analysis.objectives import objectives_json
+from tunelab.from_spec import rung_epochs, study_budgets, study_objectives, study_setup
+from tunelab.metrics import OBJECTIVE_VALUE_PREFIX
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec import Spec, resolved_options
@@ -39,7 +41,9 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
     scheduler_options = resolved_options(spec.scheduler, scheduler.options)
     num_samples = spec.budget.num_samples or 1
     max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
-    metric, mode = spec.objective.metric, spec.objective_mode
+    # The scheduler and the progress line judge the primary objective; Optuna learns them all.
+    metric, mode = spec.primary_objective.metric, spec.objective_mode
+    objectives = study_objectives(spec)
 
     writer = StudyWriter(paths)
     writer.update_study(
@@ -53,6 +57,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         model=spec.model.name,
         objective_metric=metric,
         objective_mode=mode,
+        **({"objectives": objectives_json(objectives)} if objectives else {}),
         searcher=searcher.name,
         scheduler=scheduler.name,
         rung_epochs=rung_epochs(spec),
@@ -70,11 +75,11 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
     )
 
-    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name)
+    store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name, objectives=objectives or None)
     search = StudySearch(
         space=DefineByRun(spec.search_space),
-        metric=metric,
-        mode=mode,
+        metric=[OBJECTIVE_VALUE_PREFIX + name for name, _ in objectives] if objectives else metric,
+        mode=[goal for _, goal in objectives] if objectives else mode,
         sampler=searcher.build(space=spec.search_space, seed=spec.searcher.seed, options=searcher_options,
                                budgets=study_budgets(spec)),
     )
@@ -96,7 +101,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
             storage_path=str(paths.root.parent),
             callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
-            stop=GoalStopper() if spec.objective.goal is not None else None,
+            stop=GoalStopper() if spec.primary_objective.goal is not None else None,
             verbose=0,
         ),
     )
