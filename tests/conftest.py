@@ -75,14 +75,11 @@ def fit_study_document() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def fit_study(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The storage root holding the real study of `fit_study_document`, run once per session."""
-    from tunelab.spec import parse_spec
-    from tunelab.study import run_study
+def fit_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The storage root holding the real study of `fit_study_document`, as recorded (recorded_stores.py)."""
+    from recorded_stores import copy_recorded
 
-    storage = tmp_path_factory.mktemp("fit-store")
-    run_study(parse_spec(yaml.safe_dump(fit_study_document()), "fit.yaml"), storage, echo=lambda line: None)
-    return storage
+    return copy_recorded("fit", tmp_path_factory.mktemp("fit") / "store")
 
 
 @pytest.fixture

@@ -21,10 +21,7 @@ from tunelab.errors import StoreError
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyTables, StudyWriter
 from tunelab.from_spec import load_study_data
-from tunelab.study import run_study
 from tunelab.summary import summary_table
-
-pytestmark = pytest.mark.ray
 
 CLASSIFIER = "analysed"
 REGRESSOR = "regressed"
@@ -55,12 +52,12 @@ def specification(document: dict[str, Any]) -> Spec:
 
 
 @pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory, ray_runtime: None) -> Path:
-    """One storage root with a real 8-trial TPE + ASHA classifier study and a regression one."""
-    root = tmp_path_factory.mktemp("analysis") / "store"
-    for document in (small_study(name=CLASSIFIER), regression_study()):
-        run_study(specification(document), root, echo=lambda line: None)
-    return root
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One storage root with a real 8-trial TPE + ASHA classifier study and a regression one, as
+    recorded (recorded_stores.py)."""
+    from recorded_stores import copy_recorded
+
+    return copy_recorded("analysis", tmp_path_factory.mktemp("analysis") / "store")
 
 
 @pytest.fixture(scope="module")

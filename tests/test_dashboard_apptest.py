@@ -14,14 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
 import pytest
-import yaml
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, small_study
+from conftest import REPO
 from tunelab.analysis import FIT_RULE, REMEDIES
-from tunelab.spec import parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_epochs, read_study, read_trials
-from tunelab.study import run_study
 
 APP = REPO / "dashboard" / "app.py"
 STUDY = "dash"
@@ -46,13 +43,13 @@ class RealStore:
 
 
 @pytest.fixture(scope="session")
-def dashboard_store(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> RealStore:
-    """One real study for every dashboard test: 12 trials, TPE + ASHA (rungs 1, 2, 4, 8), so
-    trials end every way a small study lets them (scheduler, patience, completed)."""
-    storage = tmp_path_factory.mktemp("dashboard-store")
-    document = small_study(name=STUDY, train={"max_epochs": 12}, budget={"num_samples": 12})
-    run_study(parse_spec(yaml.safe_dump(document), "dash.yaml"), storage, echo=lambda line: None)
-    return RealStore(storage, STUDY)
+def dashboard_store(tmp_path_factory: pytest.TempPathFactory) -> RealStore:
+    """One real study for every dashboard test, as recorded (recorded_stores.py): 12 trials, TPE +
+    ASHA (rungs 1, 2, 4, 8), so trials end every way a small study lets them (scheduler,
+    patience, completed)."""
+    from recorded_stores import copy_recorded
+
+    return RealStore(copy_recorded("dashboard", tmp_path_factory.mktemp("dashboard") / "store"), STUDY)
 
 
 def open_app(storage: Path, monkeypatch: pytest.MonkeyPatch, study_in_url: str | None = None) -> AppTest:
@@ -274,7 +271,7 @@ def test_bias_variance_shows_trials_the_scheduler_stopped_apart_and_says_which_r
 
 
 def test_decomposition_and_learning_curves_from_tunelab_biasvar_are_shown(
-    dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    dashboard_store: RealStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ray_runtime: None
 ) -> None:
     from tunelab.biasvar.runner import run_biasvar
 

@@ -14,8 +14,6 @@ import tunelab.analysis as analysis
 from conftest import run_cli
 from tunelab.store import StudyTables
 
-pytestmark = pytest.mark.ray
-
 STOPPED = "stopped before converging"
 
 
