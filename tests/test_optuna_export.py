@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import optuna
-import pandas as pd
 import pytest
 import yaml
 from optuna.trial import TrialState

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import yaml
@@ -14,7 +14,7 @@ import yaml
 from tunelab.datasets import Splits
 from tunelab.analysis.objectives import objectives_json
 from tunelab.from_spec import rung_epochs, study_budgets, study_objectives, study_setup
-from tunelab.metrics import OBJECTIVE_VALUE_PREFIX
+from tunelab.metrics import OBJECTIVE_VALUE_PREFIX, Mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
 from tunelab.spec import Spec, resolved_options
@@ -27,12 +27,26 @@ from tunelab.tune.stopping import GoalStopper
 from tunelab.tune.store_callback import now
 
 
-def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
-    """Write the study's row, then build its tuner: searcher, scheduler, callbacks."""
-    from ray import tune
+@dataclass(frozen=True)
+class StudyParts:
+    """What decides a study, as `tunelab run` builds it from the Spec: the searcher, the
+    scheduler and the driver's callbacks (the store writer and the progress line). The tuner
+    runs them with Ray; `tune.simulator` runs the same objects on replayed learning curves."""
 
-    from tunelab.tune.progress import ProgressCallback
+    search: Any  # StudySearch
+    scheduler: Any  # a Ray Tune TrialScheduler
+    store: Any  # StoreCallback
+    callbacks: list[Any]
+    metric: str  # the primary objective: what the scheduler and the progress line judge
+    mode: Mode
+    num_samples: int
+    max_concurrent: int
+
+
+def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> StudyParts:
+    """Write the study's row, then build its searcher, scheduler and callbacks."""
     from tunelab.tune.optuna_search import DefineByRun, StudySearch
+    from tunelab.tune.progress import ProgressCallback
     from tunelab.tune.store_callback import StoreCallback
 
     searcher = SEARCHERS[spec.searcher.name]
@@ -83,15 +97,32 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         sampler=searcher.build(space=spec.search_space, seed=spec.searcher.seed, options=searcher_options,
                                budgets=study_budgets(spec)),
     )
+    return StudyParts(
+        search=search,
+        scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
+        store=store,
+        callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
+        metric=metric,
+        mode=mode,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+    )
+
+
+def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
+    """The study begun (its row written) and its Ray Tune tuner, ready to fit."""
+    from ray import tune
+
+    parts = begin_study(spec, data, paths, echo)
     return tune.Tuner(
         study_trainable(spec, data, paths),
         tune_config=tune.TuneConfig(
-            metric=metric,
-            mode=mode,
-            search_alg=search,
-            scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
-            num_samples=num_samples,
-            max_concurrent_trials=max_concurrent,
+            metric=parts.metric,
+            mode=parts.mode,
+            search_alg=parts.search,
+            scheduler=parts.scheduler,
+            num_samples=parts.num_samples,
+            max_concurrent_trials=parts.max_concurrent,
             time_budget_s=spec.budget.time_budget_s,
             reuse_actors=True,
             trial_dirname_creator=trial_folder_name,
@@ -99,7 +130,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=str(paths.root.parent),
-            callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
+            callbacks=parts.callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
             stop=GoalStopper() if spec.primary_objective.goal is not None else None,
             verbose=0,
