@@ -19,7 +19,8 @@ import torch
 from tunelab_models import build_model, model_signature
 
 from tunelab.datasets import Splits
-from tunelab.metrics import TRIAL_END, Mode, goal_reached, worst_value
+from tunelab.metrics import TRIAL_END
+from tunelab.training.epoch_end import BestTracker, judge_epoch
 from tunelab.training.optimizers import build_optimizer
 from tunelab.training.plan import TrialPlan
 from tunelab.training.schedules import SCHEDULES
@@ -35,39 +36,6 @@ class TrialResult:
     metrics: dict[str, Any]  # the last epoch's report
     model: torch.nn.Module  # as trained, in eval mode, on the training device
     task: TrainingTask
-
-
-@dataclass
-class BestTracker:
-    """Best value of one metric so far, and how many epochs since it improved."""
-
-    mode: Mode
-    min_delta: float = 0.0
-    best_value: float = math.nan
-    best_epoch: int = 0
-    epochs_without_improvement: int = 0
-
-    def update(self, value: float, epoch: int) -> bool:
-        if math.isnan(self.best_value):
-            improved = True
-        elif self.mode == "min":
-            improved = value < self.best_value - self.min_delta
-        else:
-            improved = value > self.best_value + self.min_delta
-        if improved:
-            self.best_value, self.best_epoch, self.epochs_without_improvement = value, epoch, 0
-        else:
-            self.epochs_without_improvement += 1
-        return improved
-
-    def state(self) -> dict[str, Any]:
-        return {"best_value": self.best_value, "best_epoch": self.best_epoch,
-                "epochs_without_improvement": self.epochs_without_improvement}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.best_value = float(state["best_value"])
-        self.best_epoch = int(state["best_epoch"])
-        self.epochs_without_improvement = int(state["epochs_without_improvement"])
 
 
 def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[str, Any] | None = None) -> TrialResult:
@@ -149,27 +117,10 @@ def train_trial(plan: TrialPlan, data: Splits, on_epoch: OnEpoch, resume: dict[s
         metrics.update(prefixed("train", task.metrics(predict(model, train_x), train_y)))
         metrics.update(prefixed("val", task.metrics(predict(model, val_x), val_y)))
 
-        diverged = not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"]))
-        if diverged:
-            # A NaN never loses at an ASHA rung and Optuna refuses it: an exploded loss is
-            # reported as +inf, and an objective that is not finite as its worst value.
-            metrics.update(train_loss=math.inf, val_loss=math.inf)
-            if not math.isfinite(metrics[rules.objective]):
-                metrics[rules.objective] = worst_value(rules.objective_mode)
-            end = "diverged"
-        else:
-            if objective.update(metrics[rules.objective], epoch):
-                best_weights = copy_weights(model)
-            patience.update(metrics[rules.monitor], epoch)
-            if goal_reached(objective.best_value, rules.goal, rules.objective_mode):
-                end = "reached_goal"
-            elif rules.patience is not None and patience.epochs_without_improvement >= rules.patience:
-                end = "early_stopped_patience"
-            elif epoch == rules.max_epochs:
-                end = "completed"
-            else:
-                end = ""
-        metrics.update(best_epoch=objective.best_epoch, best_objective=objective.best_value)
+        verdict = judge_epoch(metrics, epoch, rules, objective, patience)
+        if verdict.improved:
+            best_weights = copy_weights(model)
+        end = verdict.end
 
         if end and end != "diverged":
             metrics.update(final_evaluation(model, best_weights, data, task, device))
