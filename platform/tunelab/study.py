@@ -19,7 +19,8 @@ from tunelab.errors import BadInputError, StudyInterrupted
 from tunelab.metrics import metric_mode
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
-from tunelab.local_ray import concurrent_trial_slots, start_ray
+from tunelab.fusion.wiring import concurrent_trials, fused_study_trainable, fusing, release_host
+from tunelab.local_ray import start_ray
 from tunelab.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.spec import Spec, parse_spec, resolved_options
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
@@ -154,7 +155,7 @@ def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[
     searcher_options = resolved_options(spec.searcher, searcher.options)
     scheduler_options = resolved_options(spec.scheduler, scheduler.options)
     num_samples = spec.budget.num_samples or 1
-    max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
+    max_concurrent = spec.budget.max_concurrent or concurrent_trials(spec)
     metric, mode = spec.objective.metric, spec.objective_mode
 
     writer = StudyWriter(paths)
@@ -272,6 +273,8 @@ def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
 
     from tunelab.training.trainable import tune_trainable
 
+    if fusing(spec):
+        return fused_study_trainable(spec, data, paths, study_setup(spec))
     return tune.with_resources(
         tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -292,6 +295,7 @@ def fit_study(
         status = "interrupted"
         raise StudyInterrupted(spec.name) from None
     finally:
+        release_host(paths)
         StudyWriter(paths).update_study(status=status, finished_at=now())
     if interrupted:
         raise StudyInterrupted(spec.name)
