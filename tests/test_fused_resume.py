@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import small_study
-from test_resume import FINISHED, kill_session, trials_now, tunelab_process
+from test_resume import FINISHED, kill_session, tunelab_process, wait_for_a_finished_and_a_well_started_trial
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
 
 pytestmark = pytest.mark.ray
@@ -31,15 +30,7 @@ def test_a_killed_fused_study_resumes_every_member_from_its_state(tmp_path: Path
     paths = StudyPaths.of(tmp_path / "store", "fusedcrash")
 
     driver = tunelab_process("run", "fusedcrash.yaml", "--storage", "store", cwd=tmp_path)
-    deadline = time.monotonic() + 300
-    while True:  # the first cohort has ended, the second is well started
-        trials = trials_now(paths)
-        if "epochs" in trials and trials["status"].isin(FINISHED).any() and (
-                (trials["status"] == "running") & (trials["epochs"].fillna(0) >= 3)).any():
-            break
-        assert driver.poll() is None, f"the study ended before it could be killed:\n{driver.stdout.read() if driver.stdout else ''}"
-        assert time.monotonic() < deadline, "no moment with a finished and a well-started trial"
-        time.sleep(0.5)
+    wait_for_a_finished_and_a_well_started_trial(paths, driver)  # the first cohort ended, the second runs
     kill_session(driver.pid)
     driver.wait(timeout=30)
     before = read_trials(paths).set_index("trial_id")
