@@ -91,14 +91,14 @@ def test_members_may_end_at_their_own_epochs(digits: Splits) -> None:
 @pytest.mark.parametrize(
     "changes,reason",
     [
-        ({"model_params": {"width": 32, "dropout": 0.2}}, "dropout"),
+        ({"model": "autoencoder", "model_params": {}}, "model 'autoencoder' is not fused"),
         ({"knobs": {"optimizer": "rmsprop"}}, "optimizer 'rmsprop' is not fused"),
         ({"knobs": {"lr_schedule": "cosine"}}, "schedule 'cosine'"),
         ({"model_params": {"width": 32, "batch_norm": True}}, "batch norm"),
     ],
 )
 def test_what_cannot_be_fused_says_why(changes: dict[str, Any], reason: str) -> None:
-    trial = plan("mlp", changes.get("model_params", {"width": 32}), **changes.get("knobs", {}))
+    trial = plan(changes.get("model", "mlp"), changes.get("model_params", {"width": 32}), **changes.get("knobs", {}))
     refusal = fusion_refusal(trial)
     assert refusal is not None and reason in refusal
     with pytest.raises(ValueError, match="cannot fuse"):
@@ -110,3 +110,35 @@ def test_members_of_different_shapes_are_not_fused() -> None:
     assert cohort_key(narrow) != cohort_key(wide)
     with pytest.raises(ValueError, match="different shapes"):
         train_cohort([narrow, wide], load_splits("moons", {"n_samples": 100}, 0.2, 0.2, 0), lambda result: None)
+
+
+def test_dropout_rates_are_each_members_own_and_never_split_a_cohort() -> None:
+    rates = [0.1, 0.5, 0.8]
+    keys = {cohort_key(plan("mlp", {"width": 16, "dropout": rate})) for rate in rates}
+    assert len(keys) == 1 and cohort_key(plan("mlp", {"width": 16, "dropout": 0.0})) not in keys
+
+    from torch.func import functional_call, vmap
+    from tunelab.fusion.member_dropout import replace_dropout
+
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Dropout(0.3))
+    (rate_name,) = replace_dropout(model)
+    dropped = vmap(lambda rate, x: functional_call(model, {rate_name: rate}, (x,)), in_dims=(0, None),
+                   randomness="different")(torch.tensor(rates), torch.ones(20_000))
+    for rate, row in zip(rates, dropped):
+        assert float((row == 0).float().mean()) == pytest.approx(rate, abs=0.02)
+        assert float(row[row > 0][0]) == pytest.approx(1 / (1 - rate))  # survivors scaled, as nn.Dropout does
+    # Two members with the same rate still draw their own masks.
+    twins = vmap(lambda rate, x: functional_call(model, {rate_name: rate}, (x,)), in_dims=(0, None),
+                 randomness="different")(torch.tensor([0.5, 0.5]), torch.ones(1000))
+    assert not torch.equal(twins[0], twins[1])
+
+
+def test_members_with_dropout_train_fused_and_measure_without_it(digits: Splits) -> None:
+    with_dropout = [plan("mlp", {**MODELS["mlp"], "dropout": rate}, optimizer="sgd", learning_rate=0.05, momentum=0.9)
+                    for rate in (0.1, 0.3)]
+    together = fused(with_dropout, digits)
+    for member, trial in enumerate(with_dropout):
+        expected = alone(trial, digits)
+        # Other masks, the same rate: close to the trial alone, not equal to it.
+        assert together[member][-1]["val_loss"] == pytest.approx(expected[-1]["val_loss"], rel=0.1)
+        assert together[member][-1]["val_loss"] != pytest.approx(expected[-1]["val_loss"], rel=1e-6)

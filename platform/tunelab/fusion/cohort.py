@@ -4,9 +4,10 @@ Members share the model's shapes, the batch size, the study's seed and the optim
 fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follows, step for
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
-Not fused (a trial trains alone, the reason said by `fusion_refusal`): dropout (vmap would draw
-other masks than a trial alone), batch norm, learning-rate schedules, gradient clipping, and
-optimisers other than SGD and Adam.
+Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
+FUSED_MODELS, batch norm, learning-rate schedules, gradient clipping, and optimisers other than
+SGD and Adam. Dropout is fused, each member at its own rate with its own masks
+(`member_dropout`): equal to the trial alone in distribution, not bit for bit.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from tunelab.fusion.engine import FusedArchitecture
 from tunelab.training.plan import TrialPlan
 
 FUSED_OPTIMIZERS = ("sgd", "adam")
+# Model families whose layers vmap batches (tested member by member in tests/test_fusion.py).
+FUSED_MODELS = ("mlp", "cnn", "resnet")
 
 
 def fusion_refusal(plan: TrialPlan) -> str | None:
     """Why this trial cannot be a member of a fused cohort, or None when it can."""
     knobs, params = plan.knobs, plan.model_params
+    if plan.model_name not in FUSED_MODELS:
+        return f"model {plan.model_name!r} is not fused (only {', '.join(FUSED_MODELS)})"
     if knobs["optimizer"] not in FUSED_OPTIMIZERS:
         return f"optimizer {knobs['optimizer']!r} is not fused (only {', '.join(FUSED_OPTIMIZERS)})"
-    if params.get("dropout", 0) > 0:
-        return "dropout: fused members would draw other masks than the trial alone"
     if params.get("batch_norm"):
         return "batch norm keeps running statistics per member, which fusion does not yet"
     if knobs["lr_schedule"] != "none":
@@ -38,8 +41,13 @@ def fusion_refusal(plan: TrialPlan) -> str | None:
 
 
 def cohort_key(plan: TrialPlan) -> tuple[Any, ...]:
-    """Trials with the same key can be fused: the same model and shapes, batch size and seed."""
-    shape_params = {name: value for name, value in plan.model_params.items() if name != "init_std"}
+    """Trials with the same key can be fused: the same model and shapes, batch size and seed.
+
+    Structural parameters (width, depth, ...) split cohorts; continuous ones never do: the
+    initial weights' scale and the dropout rate are each member's own (only whether there is
+    dropout at all changes the model's layers)."""
+    shape_params = {name: value for name, value in plan.model_params.items() if name not in ("init_std", "dropout")}
+    shape_params["dropout"] = plan.model_params.get("dropout", 0) > 0
     return (plan.model_name, tuple(sorted(shape_params.items())), plan.knobs["batch_size"], plan.rules.seed,
             plan.knobs["optimizer"])
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import torch
 
 from tunelab.datasets import Splits
+from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
 from tunelab.training.loop import prefixed, to_device
 from tunelab.training.plan import TrialPlan
 from tunelab.training.tasks import TASKS
@@ -43,6 +44,7 @@ class MemberTraining:
     second_moment: Tensors  # Adam's v
     steps: int  # optimiser steps taken: Adam's bias correction
     shuffle: torch.Generator  # the minibatch order, as the trial alone draws it
+    dropout: dict[str, float]  # its own dropout rates, by MemberDropout buffer
 
     def weights(self) -> Tensors:
         """The member's model state, as `model.state_dict()` of its trial alone names it."""
@@ -70,6 +72,7 @@ class FusedArchitecture:
         self.buffer_names = [name for name, _ in self.template.named_buffers()]
         self.penalised = [name for name, value in self.template.named_parameters() if value.dim() > 1]  # weights, not biases
         self.skeleton = copy.deepcopy(self.template).to("meta")  # shapes only: functional_call fills in each member
+        self.rate_names = replace_dropout(self.skeleton)
         self.train_x, self.train_y = to_device(data.train_x, data.train_y, self.task, self.device)
         self.val_x, self.val_y = to_device(data.val_x, data.val_y, self.task, self.device)
         n_train = self.train_x.shape[0]
@@ -87,7 +90,8 @@ class FusedArchitecture:
         params = {name: value.detach() for name, value in model.named_parameters()}
         buffers = {name: value.detach() for name, value in model.named_buffers()}
         shuffle = torch.Generator(device="cpu").manual_seed(plan.rules.seed)
-        member = MemberTraining(plan, params, buffers, _zeros_like(params), _zeros_like(params), 0, shuffle)
+        member = MemberTraining(plan, params, buffers, _zeros_like(params), _zeros_like(params), 0, shuffle,
+                                dropout_rates(model))
         if resume is not None:
             member.first_moment = _on(resume["first_moment"], self.device)
             member.second_moment = _on(resume["second_moment"], self.device)
@@ -100,10 +104,11 @@ class FusedArchitecture:
         from torch.func import functional_call, vmap
 
         params = {name: torch.stack([m.params[name] for m in members]).requires_grad_(True) for name in self.param_names}
-        buffers = {name: torch.stack([m.buffers[name] for m in members]) for name in self.buffer_names}
+        buffers = self._stacked_buffers(members)
         optimizer = _FusedOptimizer(members, self.device)
         l1 = _column([m.plan.knobs for m in members], "l1", self.device)
-        forward = vmap(lambda p, b, x: functional_call(self.skeleton, (p, b), (x,)))
+        # randomness="different": each member draws its own dropout masks.
+        forward = vmap(lambda p, b, x: functional_call(self.skeleton, (p, b), (x,)), randomness="different")
         count = len(members)
         orders = torch.stack([torch.randperm(self.train_x.shape[0], generator=m.shuffle) for m in members]).to(self.device)
         self.skeleton.train()
@@ -121,7 +126,7 @@ class FusedArchitecture:
             optimizer.step(params, dict(zip(self.param_names, gradients)))
         for index, member in enumerate(members):
             member.params = {name: value[index].detach() for name, value in params.items()}
-            member.buffers = {name: value[index] for name, value in buffers.items()}
+            member.buffers = {name: buffers[name][index] for name in self.buffer_names}
             member.first_moment = {name: value[index] for name, value in optimizer.first_moment.items()}
             member.second_moment = {name: value[index] for name, value in optimizer.second_moment.items()}
             member.steps = optimizer.steps[index]
@@ -132,7 +137,7 @@ class FusedArchitecture:
         from torch.func import functional_call, vmap
 
         params = {name: torch.stack([m.params[name] for m in members]) for name in self.param_names}
-        buffers = {name: torch.stack([m.buffers[name] for m in members]) for name in self.buffer_names}
+        buffers = self._stacked_buffers(members)
         call = vmap(lambda p, b, x: functional_call(self.skeleton, (p, b), (x,)), in_dims=(0, 0, None))
         self.skeleton.eval()
 
@@ -142,6 +147,14 @@ class FusedArchitecture:
         train_out, val_out = outputs(self.train_x), outputs(self.val_x)
         return [{**prefixed("train", self.task.metrics(train_out[index], self.train_y)),
                  **prefixed("val", self.task.metrics(val_out[index], self.val_y))} for index in range(len(members))]
+
+
+    def _stacked_buffers(self, members: list[MemberTraining]) -> Tensors:
+        """The models' own buffers, and each member's dropout rates, stacked."""
+        buffers = {name: torch.stack([m.buffers[name] for m in members]) for name in self.buffer_names}
+        for name in self.rate_names:
+            buffers[name] = torch.tensor([m.dropout[name] for m in members], device=self.device)
+        return buffers
 
 
 class _FusedOptimizer:
