@@ -5,8 +5,9 @@ fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follo
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
 Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
-FUSED_MODELS, batch norm, learning-rate schedules, gradient clipping, and optimisers other than
-SGD and Adam. Dropout is fused, each member at its own rate with its own masks
+FUSED_MODELS, learning-rate schedules, gradient clipping, and optimisers other than
+SGD and Adam. Batch norm is fused with each member's own running statistics (stacked buffers
+that vmap updates member by member). Dropout is fused, each member at its own rate with its own masks
 (`member_dropout`): equal to the trial alone in distribution, not bit for bit.
 """
 
@@ -31,8 +32,6 @@ def fusion_refusal(plan: TrialPlan) -> str | None:
         return f"model {plan.model_name!r} is not fused (only {', '.join(FUSED_MODELS)})"
     if knobs["optimizer"] not in FUSED_OPTIMIZERS:
         return f"optimizer {knobs['optimizer']!r} is not fused (only {', '.join(FUSED_OPTIMIZERS)})"
-    if params.get("batch_norm"):
-        return "batch norm keeps running statistics per member, which fusion does not yet"
     if knobs["lr_schedule"] != "none":
         return f"learning-rate schedule {knobs['lr_schedule']!r} is not fused"
     if knobs["grad_clip_norm"] > 0:
