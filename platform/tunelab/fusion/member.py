@@ -9,7 +9,7 @@ own Ray worker), except a trial the host refuses, which trains alone as `tune_tr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 from ray import tune
@@ -19,13 +19,16 @@ from tunelab.metrics import EPOCH_ROWS, TRIAL_END
 from tunelab.training.reporting import EpochReporter
 from tunelab.training.trial_state import BEST_MODEL_FILE, STATE_FILE, save_state_bytes, trial_folder
 
-if TYPE_CHECKING:  # both import torch
-    from tunelab.datasets import Splits
-    from tunelab.training.plan import StudySetup
+# Epochs a member sends together at most this far apart (EpochReporter: rungs, saved states and
+# the end go at once). Longer than a lone trial's: dozens of members report to one driver, and
+# each result costs it milliseconds that the host's CPUs share.
+MEMBER_REPORT_EVERY_S = 1.0
 
 
-def fused_member_trainable(config: dict[str, Any], *, host: Any, data: Splits, setup: StudySetup,
-                           study_folder: str) -> None:
+def fused_member_trainable(config: dict[str, Any], *, host: Any, decision_epochs: frozenset[int],
+                           alone: list[ray.ObjectRef], study_folder: str) -> None:
+    """`alone`: in a list, so Ray hands over the reference, not the object: the study's data and
+    setup, fetched (and torch imported) only by a trial the host refuses, to train alone."""
     trial_id = tune.get_context().get_trial_id()
     folder = trial_folder(study_folder, trial_id)
     state_file = folder / STATE_FILE
@@ -36,6 +39,7 @@ def fused_member_trainable(config: dict[str, Any], *, host: Any, data: Splits, s
     if joined.refusal is not None:
         from tunelab.training.trainable import tune_trainable
 
+        data, setup = ray.get(alone[0])
         tune_trainable(config, data=data, setup=setup, study_folder=study_folder, marks={"fusion": joined.refusal})
         return
     marks = {"fusion": FUSED, **joined.placement}
@@ -50,7 +54,7 @@ def fused_member_trainable(config: dict[str, Any], *, host: Any, data: Splits, s
             # Only now: report returns once the driver has taken these epochs.
             save_state_bytes(state, state_file)
 
-    reporter = EpochReporter(send, setup.decision_epochs)
+    reporter = EpochReporter(send, decision_epochs, every_s=MEMBER_REPORT_EVERY_S)
     try:
         while True:
             answer: EpochAnswer = ray.get(host.epoch.remote(trial_id))

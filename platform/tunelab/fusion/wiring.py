@@ -16,9 +16,10 @@ if TYPE_CHECKING:  # the spec and the data import torch; `tunelab.study` imports
     from tunelab.store import StudyPaths
     from tunelab.training.plan import StudySetup
 
-# Members per cohort with `train.fuse: auto`: at 64 the in-process speed-up had already fallen
-# to 1.1x over one at a time (bench/RESULTS.md), at 16 it was 2.2x.
-AUTO_MEMBERS = 32
+# Members per cohort with `train.fuse: auto`. In process the speed-up over one at a time was 2.2x
+# at 16 members and 1.1x at 64 (bench/RESULTS.md); and every member is a Ray worker process of
+# its own, whose start-up (Ray starts a few at a time) a study pays once per concurrent member.
+AUTO_MEMBERS = 16
 # What each member trial asks of Ray: it trains nothing itself (Ray's smallest unit is 0.0001).
 MEMBER_CPU = 0.001
 # The host's share never falls below this, however many members (a busy cluster, a tiny node).
@@ -62,7 +63,8 @@ def fused_study_trainable(spec: Spec, data: Splits, paths: StudyPaths, setup: St
     )
     _hosts[paths.root] = host
     return tune.with_resources(
-        tune.with_parameters(fused_member_trainable, host=host, data=data, setup=setup, study_folder=str(paths.root)),
+        tune.with_parameters(fused_member_trainable, host=host, decision_epochs=setup.decision_epochs,
+                             alone=[ray.put((data, setup))], study_folder=str(paths.root)),
         {"cpu": MEMBER_CPU},
     )
 
