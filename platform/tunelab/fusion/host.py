@@ -34,6 +34,9 @@ GATHER_WAIT_S = 0.05
 # A member that has not asked for an epoch this long is not waited for (it may be reporting at
 # a rung while the scheduler decides, or have been stopped without a word).
 ACTIVE_S = 2.0
+# A member silent this long is forgotten: a trial the scheduler stopped may never say goodbye
+# (Ray ends it inside `tune.report`). Should it come back, it rejoins from its state file.
+FORGET_S = 300.0
 
 
 @dataclass
@@ -88,8 +91,9 @@ class FusionHost:
 
     async def epoch(self, trial_id: str) -> EpochAnswer:
         """Train the member's next epoch, fused with whichever members of its cohort ask too."""
-        if trial_id not in self.members:
-            raise RuntimeError(f"trial {trial_id} asked for an epoch before joining its fusion host")
+        if trial_id not in self.members:  # the trial fails, and Ray starts it again from its state file
+            raise RuntimeError(f"trial {trial_id} asked for an epoch without having joined its fusion host "
+                               f"(or after {FORGET_S:.0f} s of silence)")
         self.members[trial_id].last_seen = time.monotonic()
         answer: asyncio.Future[EpochAnswer] = asyncio.get_running_loop().create_future()
         self.requests[trial_id] = answer
@@ -122,6 +126,7 @@ class FusionHost:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
+            self._forget_silent_members()
             key = self.members[next(iter(self.requests))].key
             await self._gather(key)
             batch = [trial_id for trial_id in self.requests if self.members[trial_id].key == key][: self.max_members]
@@ -139,6 +144,11 @@ class FusionHost:
                     self.members.pop(trial_id, None)  # it ended: the cohort goes on without it
                 if not answer.done():
                     answer.set_result(result)
+
+    def _forget_silent_members(self) -> None:
+        now = time.monotonic()
+        for trial_id in [t for t, member in self.members.items() if now - member.last_seen > FORGET_S]:
+            self._drop(trial_id)
 
     async def _gather(self, key: Hashable) -> None:
         """Wait until every active member of the cohort asked (or the cohort is full), at most GATHER_WAIT_S."""
