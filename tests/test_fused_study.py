@@ -141,3 +141,25 @@ def test_members_end_alone_at_rungs_by_divergence_or_refusal_and_the_cohort_goes
         assert list(rows["epoch"]) == list(range(1, int(trial["epochs"]) + 1))
         expected = alone(spec, {"optimizer": "sgd", "learning_rate": trial["param_learning_rate"]})[: len(rows)]
         assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
+
+
+def test_biasvar_of_a_fused_study_trains_its_rounds_as_one_cohort(ray_runtime: None, tmp_path: Path) -> None:
+    from tunelab.biasvar.engine import decompose, train_round
+    from tunelab.biasvar.runner import choose_trials, run_biasvar
+
+    document = study_document("rounds", 4)
+    document["scheduler"] = "none"
+    spec, paths = run(document, tmp_path)
+    said: list[str] = []
+    table = run_biasvar(tmp_path, "rounds", top=1, rounds=3, method="seeds", learning_curve=False, echo=said.append)
+    assert said[0].endswith("1 trial(s) × 3 seeds rounds → 1 Ray tasks"), said
+    (row,) = table.to_dict("records")
+    assert row["failed_rounds"] == 0
+    (chosen,) = choose_trials(spec, read_trials(paths), "rounds", None, 1)
+    data = load_study_data(spec)
+    alone_rounds = decompose([train_round(chosen.plan, data, "seeds", index) for index in range(3)], data, "classification")
+    for name, value in alone_rounds.as_row().items():
+        if isinstance(value, float):
+            assert row[name] == pytest.approx(value, rel=1e-3, abs=1e-4, nan_ok=True), name
+        else:
+            assert row[name] == value, name

@@ -31,9 +31,13 @@ def fixed_length(plan: TrialPlan, epochs: int) -> TrialPlan:
 def round_data(data: Splits, method: str, round_index: int) -> Splits:
     if method == "seeds":
         return data
-    rows = len(data.train_y)
-    chosen = np.random.RandomState(round_index).randint(0, rows, size=rows)
+    chosen = bootstrap_rows(len(data.train_y), round_index)
     return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
+
+
+def bootstrap_rows(rows: int, round_index: int) -> np.ndarray:
+    """The training rows of a bootstrap round: `rows` drawn with replacement, seeded by the round."""
+    return np.random.RandomState(round_index).randint(0, rows, size=rows)
 
 
 def round_plan(plan: TrialPlan, method: str, round_index: int) -> TrialPlan:

@@ -45,6 +45,7 @@ class MemberTraining:
     steps: int  # optimiser steps taken: Adam's bias correction
     shuffle: torch.Generator  # the minibatch order, as the trial alone draws it
     dropout: dict[str, float]  # its own dropout rates, by MemberDropout buffer
+    rows: torch.Tensor | None = None  # its own training rows (a bootstrap resample), or every row
 
     def weights(self) -> Tensors:
         """The member's model state, as `model.state_dict()` of its trial alone names it."""
@@ -80,9 +81,12 @@ class FusedArchitecture:
         # As train_trial: a trailing batch of one example would break batch norm; it rejoins next epoch.
         self.rows_used = n_train - 1 if self.batch_size > 1 and n_train % self.batch_size == 1 else n_train
 
-    def new_member(self, plan: TrialPlan, resume: Mapping[str, Any] | None = None) -> MemberTraining:
-        """A member as its trial alone starts (the study's seed draws its initial weights),
-        or as a saved `MemberTraining.state` left it."""
+    def new_member(self, plan: TrialPlan, resume: Mapping[str, Any] | None = None,
+                   rows: torch.Tensor | None = None) -> MemberTraining:
+        """A member as its trial alone starts (its seed draws its initial weights), or as a
+        saved `MemberTraining.state` left it. `rows`: it trains on these rows of the training
+        split (as many as the split has, e.g. a bootstrap resample) as its trial alone would on
+        `train_x[rows]`."""
         torch.manual_seed(plan.rules.seed)
         model = self._build(plan).to(self.device)
         if resume is not None:
@@ -91,7 +95,7 @@ class FusedArchitecture:
         buffers = {name: value.detach() for name, value in model.named_buffers()}
         shuffle = torch.Generator(device="cpu").manual_seed(plan.rules.seed)
         member = MemberTraining(plan, params, buffers, _zeros_like(params), _zeros_like(params), 0, shuffle,
-                                dropout_rates(model))
+                                dropout_rates(model), None if rows is None else rows.to(self.device))
         if resume is not None:
             member.first_moment = _on(resume["first_moment"], self.device)
             member.second_moment = _on(resume["second_moment"], self.device)
@@ -110,7 +114,7 @@ class FusedArchitecture:
         # randomness="different": each member draws its own dropout masks.
         forward = vmap(lambda p, b, x: functional_call(self.skeleton, (p, b), (x,)), randomness="different")
         count = len(members)
-        orders = torch.stack([torch.randperm(self.train_x.shape[0], generator=m.shuffle) for m in members]).to(self.device)
+        orders = torch.stack([self._order(m) for m in members])
         self.skeleton.train()
         for start in range(0, self.rows_used, self.batch_size):
             rows = orders[:, start:start + self.batch_size]  # (members, batch): each member's own rows
@@ -131,23 +135,27 @@ class FusedArchitecture:
             member.second_moment = {name: value[index] for name, value in optimizer.second_moment.items()}
             member.steps = optimizer.steps[index]
 
-    @torch.no_grad()
     def measure(self, members: list[MemberTraining]) -> list[dict[str, float]]:
         """Every member's train and validation metrics, in eval mode, as train_trial measures them."""
+        train_out, val_out = self.outputs(members, self.train_x), self.outputs(members, self.val_x)
+        return [{**prefixed("train", self.task.metrics(train_out[index], self.train_y)),
+                 **prefixed("val", self.task.metrics(val_out[index], self.val_y))} for index in range(len(members))]
+
+    def _order(self, member: MemberTraining) -> torch.Tensor:
+        """The member's rows of the training split in this epoch's shuffled order."""
+        order = torch.randperm(self.train_x.shape[0], generator=member.shuffle).to(self.device)
+        return order if member.rows is None else member.rows[order]
+
+    @torch.no_grad()
+    def outputs(self, members: list[MemberTraining], x: torch.Tensor) -> torch.Tensor:
+        """Every member's outputs for `x`, in eval mode: (members, rows, ...)."""
         from torch.func import functional_call, vmap
 
         params = {name: torch.stack([m.params[name] for m in members]) for name in self.param_names}
         buffers = self._stacked_buffers(members)
-        call = vmap(lambda p, b, x: functional_call(self.skeleton, (p, b), (x,)), in_dims=(0, 0, None))
+        call = vmap(lambda p, b, chunk: functional_call(self.skeleton, (p, b), (chunk,)), in_dims=(0, 0, None))
         self.skeleton.eval()
-
-        def outputs(x: torch.Tensor) -> torch.Tensor:
-            return torch.cat([call(params, buffers, x[start:start + EVAL_CHUNK]) for start in range(0, len(x), EVAL_CHUNK)], dim=1)
-
-        train_out, val_out = outputs(self.train_x), outputs(self.val_x)
-        return [{**prefixed("train", self.task.metrics(train_out[index], self.train_y)),
-                 **prefixed("val", self.task.metrics(val_out[index], self.val_y))} for index in range(len(members))]
-
+        return torch.cat([call(params, buffers, x[start:start + EVAL_CHUNK]) for start in range(0, len(x), EVAL_CHUNK)], dim=1)
 
     def _stacked_buffers(self, members: list[MemberTraining]) -> Tensors:
         """The models' own buffers, and each member's dropout rates, stacked."""
