@@ -139,9 +139,9 @@ class FusionHost:
                     if not answer.done():
                         answer.set_exception(error)
                 continue
-            for (trial_id, answer), result in zip(waiting.items(), answers):
-                if TRIAL_END in result.metrics:
-                    self.members.pop(trial_id, None)  # it ended: the cohort goes on without it
+            for (trial_id, answer), member, result in zip(waiting.items(), members, answers):
+                if TRIAL_END in result.metrics and self.members.get(trial_id) is member:
+                    del self.members[trial_id]  # it ended: the cohort goes on without it (unless it rejoined meanwhile)
                 if not answer.done():
                     answer.set_result(result)
 
