@@ -168,3 +168,13 @@ def test_members_with_dropout_train_fused_and_measure_without_it(digits: Splits)
         # Other masks, the same rate: close to the trial alone, not equal to it.
         assert together[member][-1]["val_loss"] == pytest.approx(expected[-1]["val_loss"], rel=0.1)
         assert together[member][-1]["val_loss"] != pytest.approx(expected[-1]["val_loss"], rel=1e-6)
+
+
+def test_a_cohort_stacks_as_many_members_as_asked_unless_memory_holds_fewer() -> None:
+    from tunelab.fusion.memory import COPIES_PER_MEMBER, members_that_fit
+
+    parameters = 27_000  # a 64-128-128-10 MLP, about
+    one_member = parameters * 4 * COPIES_PER_MEMBER
+    assert members_that_fit(parameters, free_bytes=2**30, asked=16) == 16
+    assert members_that_fit(parameters, free_bytes=2 * 3 * one_member, asked=16) == 3  # half the free memory
+    assert members_that_fit(parameters, free_bytes=0, asked=16) == 1, "a member alone always trains"

@@ -21,6 +21,7 @@ import torch
 from tunelab.datasets import Splits
 from tunelab.fusion.cohort import cohort_key, fusion_refusal
 from tunelab.fusion.engine import FusedArchitecture, MemberTraining
+from tunelab.fusion.memory import free_memory_bytes, members_that_fit
 from tunelab.fusion.messages import EpochAnswer, Joined
 from tunelab.metrics import TRIAL_END
 from tunelab.training import loop
@@ -65,6 +66,7 @@ class FusionHost:
         self.device = device if device == "cpu" or torch.cuda.is_available() else "cpu"
         self.members: dict[str, HostedMember] = {}
         self.architectures: dict[Hashable, FusedArchitecture] = {}
+        self.cohort_limit: dict[Hashable, int] = {}  # members per fused epoch: asked, or what fits in memory
         self.requests: dict[str, asyncio.Future[EpochAnswer]] = {}  # oldest first
         # One thread trains: the fused epochs, and the model building that seeds torch's generator.
         self.trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion")
@@ -129,7 +131,7 @@ class FusionHost:
             self._forget_silent_members()
             key = self.members[next(iter(self.requests))].key
             await self._gather(key)
-            batch = [trial_id for trial_id in self.requests if self.members[trial_id].key == key][: self.max_members]
+            batch = [trial_id for trial_id in self.requests if self.members[trial_id].key == key][: self.cohort_limit[key]]
             waiting = {trial_id: self.requests.pop(trial_id) for trial_id in batch}
             members = [self.members[trial_id] for trial_id in batch]
             try:
@@ -159,7 +161,7 @@ class FusionHost:
             cohort = [member for member in self.members.values() if member.key == key]
             active = sum(1 for member in cohort if now - member.last_seen < ACTIVE_S)
             asking = sum(1 for trial_id in self.requests if self.members[trial_id].key == key)
-            if asking >= min(active, self.max_members) or now >= deadline:
+            if asking >= min(active, self.cohort_limit[key]) or now >= deadline:
                 return
             self.wake.clear()
             try:
@@ -172,7 +174,10 @@ class FusionHost:
     def _new_member(self, plan: TrialPlan, resume: dict[str, Any] | None) -> HostedMember:
         key = cohort_key(plan)
         if key not in self.architectures:
-            self.architectures[key] = FusedArchitecture(plan, self.data)
+            architecture = FusedArchitecture(plan, self.data)
+            parameters = sum(value.numel() for value in architecture.template.parameters())
+            self.cohort_limit[key] = members_that_fit(parameters, free_memory_bytes(architecture.device), self.max_members)
+            self.architectures[key] = architecture
         training = self.architectures[key].new_member(plan, resume["fused"] if resume is not None else None)
         rules = plan.rules
         member = HostedMember(plan, key, training, BestTracker(rules.objective_mode),
