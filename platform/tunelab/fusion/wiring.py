@@ -55,10 +55,13 @@ def fused_study_trainable(spec: Spec, data: Splits, paths: StudyPaths, setup: St
     concurrent = spec.budget.max_concurrent or concurrent_trials(spec)
     host_cpus = round(max(MIN_HOST_CPU, _largest_node_cpus() - concurrent * MEMBER_CPU), 3)
     gpus = 1 if spec.resources.gpu > 0 else 0
+    # One core fewer than the host holds: the driver and the members' reports run beside it, and
+    # torch's threads wait for each other at every operation when one of them shares its core
+    # (bench/fused.py: a fused epoch's mean 0.5 s with 2 threads on 2 cores, 0.16 s with 1).
     host = (
         ray.remote(FusionHost)
         .options(num_cpus=host_cpus, num_gpus=gpus, max_concurrency=4 * concurrent + 16)
-        .remote(data, setup, threads=max(1, round(host_cpus)), max_members=members_per_cohort(spec),
+        .remote(data, setup, threads=max(1, round(host_cpus) - 1), max_members=members_per_cohort(spec),
                 device="cuda" if gpus else "cpu")
     )
     _hosts[paths.root] = host
