@@ -74,6 +74,16 @@ class EarlyStopping(StrictModel):
     monitor: str | None = None
 
 
+def fuse_setting(value: Any) -> str | int:
+    """`train.fuse` as written: auto, off (YAML reads a bare off/on as false/true), or a whole
+    number of members of at least 2."""
+    if value is False or value is True:
+        return "off" if value is False else "auto"
+    if value in ("auto", "off") or (isinstance(value, int) and value >= 2):
+        return value
+    raise ValueError(f"expected auto, off or a number of members per cohort of at least 2, got {value!r}")
+
+
 class TrainSpec(OptionsModel):
     """Training loop settings; the extra keys are fixed training knobs (optimizer, ...)."""
 
@@ -88,17 +98,7 @@ class TrainSpec(OptionsModel):
     # still its own trial (tunelab.fusion): auto, off, or at most N members per cohort.
     fuse: Literal["auto", "off"] | int = "off"
 
-    _fuse_setting = field_validator("fuse", mode="before")(lambda value: fuse_setting(value))
-
-
-def fuse_setting(value: Any) -> str | int:
-    """`train.fuse` as written: auto, off (YAML reads a bare off/on as false/true), or a whole
-    number of members of at least 2."""
-    if value is False or value is True:
-        return "off" if value is False else "auto"
-    if value in ("auto", "off") or (isinstance(value, int) and value >= 2):
-        return value
-    raise ValueError(f"expected auto, off or a number of members per cohort of at least 2, got {value!r}")
+    _fuse_setting = field_validator("fuse", mode="before")(fuse_setting)
 
 
 class Budget(StrictModel):
