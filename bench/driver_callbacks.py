@@ -190,7 +190,7 @@ def percentile(ordered: list[float], share: float) -> float:
 
 def measure(folder: Path, windows: tuple[int, ...], window: int, epochs_per_trial: int, concurrent: int,
             step_seconds: float) -> list[Window]:
-    from tunelab import progress, store_callback
+    from tunelab.tune import progress, store_callback
     from tunelab.tune.progress import ProgressCallback
     from tunelab.store import StudyPaths, StudyWriter
     from tunelab.tune.store_callback import StoreCallback

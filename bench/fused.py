@@ -1,13 +1,26 @@
-"""Fused trials, pure compute: N configurations of one architecture trained one after another
-(tunelab's training loop, as a trial runs it) against the same N as one fused cohort
-(`tunelab.fusion.cohort.train_cohort`), in one process, one thread, side by side in one run.
+"""Fused trials in `tunelab run` (issue 21): the same trials three ways, in one invocation.
 
-The study-level comparison the issue asks for (unfused `tunelab run` against fused `tunelab
-run`, each member its own Ray Tune trial) needs the fusion wired into the tuner, which is not
-done yet; this measures the ceiling that wiring can reach.
+Two studies whose structural parameters are fixed and whose learning rate, momentum, weight
+decay and dropout are searched (random search, one seed, so every way trains the same
+configurations; no scheduler, no early stopping, so every way trains every epoch):
 
-    python bench/fused.py                  # 16 and 64 digits MLPs (64-128-128-10), 5 epochs
-    python bench/fused.py --smoke          # 4 members, 1 epoch
+  digits-mlp    digits, MLP 64-128-128-10, SGD, batch 32
+  mnist1d-cnn   MNIST-1D, CNN of 2 blocks × 16 channels, SGD, batch 32
+
+and each trained three ways, one after the other on the same machine:
+
+  unfused     `tunelab run` with `train.fuse: off`: one trial per CPU at a time
+  fused       `tunelab run` with `train.fuse: auto` (or --fuse N): members of fused cohorts
+  inprocess   the training loop over the same configurations in a plain Python loop, one trial
+              at a time, one thread: no Ray
+
+Wall time counts everything a user waits for (`tunelab run` includes starting Ray); study
+time is the store's started → finished (Ray already up). Member-epochs per second are the
+trials' epochs over the wall time. Figures from a busy machine mean little: note its load.
+
+    python bench/fused.py                  # 64 trials × 5 epochs per study (several minutes)
+    python bench/fused.py --smoke          # 4 trials × 2 epochs, small data: every figure in seconds
+    python bench/fused.py --studies digits-mlp --trials 32 --fuse 16
 """
 
 from __future__ import annotations
@@ -15,54 +28,118 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
+import yaml
 
-from tunelab.datasets import load_splits
-from tunelab.fusion.cohort import train_cohort
-from tunelab.training.knobs import TRAINING_KNOBS
-from tunelab.training.loop import train_trial
-from tunelab.training.plan import TrainingRules, TrialPlan
-from tunelab_models import resolve_params
+from tunelab_cli import tunelab_run
+
+SEARCHED = {
+    "learning_rate": {"type": "loguniform", "low": 1e-3, "high": 0.1},
+    "momentum": {"type": "uniform", "low": 0.0, "high": 0.95},
+    "weight_decay": {"type": "loguniform", "low": 1e-6, "high": 1e-3},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+}
+STUDIES: dict[str, dict[str, Any]] = {
+    "digits-mlp": {"dataset": {"name": "digits"}, "model": {"name": "mlp", "width": 128, "depth": 2}},
+    "mnist1d-cnn": {"dataset": {"name": "mnist1d", "num_samples": 4000}, "model": {"name": "cnn", "blocks": 2, "channels": 16}},
+}
+WAYS = ("unfused", "fused", "inprocess")
 
 
-def plans(members: int, epochs: int) -> list[TrialPlan]:
-    rng = np.random.default_rng(0)
-    rules = TrainingRules(max_epochs=epochs, objective="val_acc", objective_mode="max", patience=None, min_delta=0.0,
-                          monitor="val_acc", monitor_mode="max", seed=0)
-    return [TrialPlan("mlp", {"depth": 2, "width": 128},
-                      resolve_params(TRAINING_KNOBS, {"optimizer": "sgd", "batch_size": 32,
-                                                      "learning_rate": float(10 ** rng.uniform(-3, -1)),
-                                                      "momentum": float(rng.uniform(0, 0.95)),
-                                                      "weight_decay": float(10 ** rng.uniform(-6, -3))}), rules)
-            for _ in range(members)]
+def experiment(study: str, fuse: str, trials: int, epochs: int, smoke: bool) -> dict[str, Any]:
+    dataset = {**STUDIES[study]["dataset"], "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
+    if smoke:
+        dataset["max_train_samples"] = 300
+        if dataset["name"] == "mnist1d":
+            dataset["num_samples"] = 1000
+    return {
+        "name": f"{study}-{fuse}",
+        "dataset": dataset,
+        "model": STUDIES[study]["model"],
+        "search_space": SEARCHED,
+        "objective": {"metric": "val_acc"},
+        "train": {"max_epochs": epochs, "optimizer": "sgd", "batch_size": 32, "fuse": fuse,
+                  "early_stopping": {"patience": None}},
+        "searcher": {"name": "random", "seed": 0},
+        "scheduler": {"name": "none"},
+        "budget": {"num_samples": trials},
+        "resources": {"cpu": 1},
+    }
+
+
+def run_study(document: dict[str, Any], folder: Path) -> tuple[float, float, Path]:
+    """`tunelab run` on the document: (wall seconds, study seconds, the study's folder)."""
+    spec_file = folder / f"{document['name']}.yaml"
+    spec_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    started = time.perf_counter()
+    tunelab_run(spec_file, folder / "store", folder / f"{document['name']}.log")
+    wall = time.perf_counter() - started
+    from tunelab.store import StudyPaths, read_study
+
+    paths = StudyPaths.of(folder / "store", document["name"])
+    study = read_study(paths)
+    return wall, (study["finished_at"] - study["started_at"]).total_seconds(), paths.root
+
+
+def in_process(document: dict[str, Any], fused_study: Path) -> float:
+    """The fused study's own configurations, trained one after another in this process."""
+    import torch
+
+    from tunelab.spec import parse_spec
+    from tunelab.store import StudyPaths
+    from tunelab.stored_study import trial_params
+    from tunelab.store import read_trials
+    from tunelab.from_spec import load_study_data, study_setup
+    from tunelab.training.loop import train_trial
+
+    torch.set_num_threads(1)
+    spec = parse_spec(yaml.safe_dump(document), "inprocess.yaml")
+    data, setup = load_study_data(spec), study_setup(spec)
+    trials = read_trials(StudyPaths(fused_study))
+    started = time.perf_counter()
+    for _, row in trials.iterrows():
+        train_trial(setup.plan_for(trial_params(row)), data, lambda metrics, state: None)
+    return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--studies", nargs="+", choices=sorted(STUDIES), default=sorted(STUDIES))
+    parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--fuse", default="auto", help="train.fuse of the fused way: auto or a member count")
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--keep", help="unused; accepted like the other benchmarks'")
+    parser.add_argument("--keep", help="keep the studies in this folder (default: a temporary one)")
     args = parser.parse_args()
-    members, epochs = ([4], 1) if args.smoke else (args.members, args.epochs)
-    torch.set_num_threads(1)
-    data = load_splits("digits", {}, 0.2, 0.2, seed=0)
-    print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, one thread; "
-          f"digits MLP 64-128-128-10, SGD with each member's learning rate, momentum and weight decay, {epochs} epochs")
-    print(f"{'members':>8} {'one at a time s':>16} {'fused s':>9} {'speed-up':>9} {'member-epochs/s fused':>22}")
-    for count in members:
-        cohort = plans(count, epochs)
-        started = time.perf_counter()
-        for plan in cohort:
-            train_trial(plan, data, lambda metrics, state: None)
-        sequential = time.perf_counter() - started
-        started = time.perf_counter()
-        train_cohort(cohort, data, lambda result: None)
-        fused = time.perf_counter() - started
-        print(f"{count:>8} {sequential:>16.2f} {fused:>9.2f} {sequential / fused:>8.2f}× {count * epochs / fused:>22.1f}")
+    trials, epochs = (4, 2) if args.smoke else (args.trials, args.epochs)
+    fuse = args.fuse if args.fuse == "auto" else int(args.fuse)
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-fused-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.2f} at the start; "
+          f"{trials} trials × {epochs} epochs per study, fused way train.fuse: {fuse}")
+    print(f"{'study':<12} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15}")
+    for study in args.studies:
+        walls: dict[str, float] = {}
+        studies: dict[str, float | None] = {}
+        fused_folder = None
+        for way in WAYS:
+            if way == "inprocess":
+                assert fused_folder is not None
+                walls[way], studies[way] = in_process(experiment(study, "off", trials, epochs, args.smoke), fused_folder), None
+            else:
+                document = experiment(study, "off" if way == "unfused" else fuse, trials, epochs, args.smoke)
+                document["name"] = f"{study}-{way}"
+                walls[way], studies[way], root = run_study(document, folder)
+                fused_folder = root if way == "fused" else fused_folder
+        for way in WAYS:
+            study_s = "—" if studies[way] is None else f"{studies[way]:.1f}"
+            speed_up = f"{walls['unfused'] / walls['fused']:.2f}×" if way == "fused" else "—"
+            print(f"{study:<12} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} {speed_up:>15}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end; studies in {folder}")
 
 
 if __name__ == "__main__":

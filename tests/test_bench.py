@@ -299,12 +299,3 @@ def test_startup_prints_each_command_against_importing_pandas(tmp_path: Path) ->
     assert re.search(r'python -c "import pandas"\s+[\d.]+ s\s+1\.00×', output)
     for command in ("tunelab --help", "tunelab studies", "tunelab results", "tunelab validate quickstart.yaml"):
         assert re.search(rf"{re.escape(command)}\s+[\d.]+ s\s+[\d.]+×\s+\((within|over) 2\.5×\)", output), command
-
-
-def test_fused_prints_one_at_a_time_against_fused(tmp_path: Path) -> None:
-    import re
-
-    output = run_bench("fused.py", tmp_path)
-    row = re.search(r"^\s+4\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×\s+([\d.]+)$", output, re.MULTILINE)
-    assert row, output
-    assert all(float(value) > 0 for value in row.groups())

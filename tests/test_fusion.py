@@ -1,6 +1,7 @@
 """A fused cohort trains each member exactly as the member's trial trains alone (issue 21's
 core): every epoch's losses and accuracies to float tolerance, for SGD (with and without
-momentum, Nesterov), Adam, weight decay and L1, on an MLP, a CNN and a ResNet without batch norm."""
+momentum, Nesterov), Adam, weight decay and L1, on an MLP, a CNN and a ResNet, without and with
+batch norm (each member its own running statistics); dropout at each member's own rate."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from tunelab.datasets import Splits, load_splits
 from tunelab.fusion.cohort import MemberEpoch, cohort_key, fusion_refusal, train_cohort
+from tunelab.fusion.engine import FusedArchitecture
 from tunelab.training.knobs import TRAINING_KNOBS
 from tunelab.training.loop import train_trial
 from tunelab.training.plan import TrainingRules, TrialPlan
@@ -79,6 +81,30 @@ def test_a_fused_member_trains_as_its_trial_alone(model: str, optimizer: str, di
     assert len({round(epochs[-1]["val_loss"], 5) for epochs in together}) == len(trials)
 
 
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_batch_norm_members_keep_their_own_running_statistics(model: str, digits: Splits) -> None:
+    # Gentle learning rates: at 0.05 with momentum a batch-normed ResNet is chaotic enough to
+    # amplify a vmapped convolution's last-bit rounding to percents within three epochs.
+    trials = [plan(model, {**MODELS[model], "batch_norm": True}, optimizer="sgd", learning_rate=lr) for lr in (0.01, 0.003)]
+    assert fusion_refusal(trials[0]) is None
+    architecture = FusedArchitecture(trials[0], digits)
+    members = [architecture.new_member(trial) for trial in trials]
+    measured = []
+    for _ in range(3):
+        architecture.train_epoch(members)
+        measured.append(architecture.measure(members))
+    for index, trial in enumerate(trials):
+        model_alone = train_trial(trial, digits, lambda metrics, state: None).model
+        expected = alone(trial, digits)
+        assert [m[index]["val_loss"] for m in measured] == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
+        statistics = {name: value for name, value in model_alone.state_dict().items() if "running_" in name}
+        assert statistics, "the model has batch norm"
+        for name, value in statistics.items():
+            assert members[index].buffers[name] == pytest.approx(value, rel=5e-3, abs=2e-4), name
+    name = next(iter(statistics))
+    assert not torch.allclose(members[0].buffers[name], members[1].buffers[name]), "each member has its own statistics"
+
+
 def test_members_may_end_at_their_own_epochs(digits: Splits) -> None:
     short = dataclasses.replace(plan("mlp", MODELS["mlp"], optimizer="adam", learning_rate=0.003),
                                 rules=dataclasses.replace(RULES, max_epochs=1))
@@ -91,14 +117,14 @@ def test_members_may_end_at_their_own_epochs(digits: Splits) -> None:
 @pytest.mark.parametrize(
     "changes,reason",
     [
-        ({"model_params": {"width": 32, "dropout": 0.2}}, "dropout"),
+        ({"model": "autoencoder", "model_params": {}}, "model 'autoencoder' is not fused"),
         ({"knobs": {"optimizer": "rmsprop"}}, "optimizer 'rmsprop' is not fused"),
         ({"knobs": {"lr_schedule": "cosine"}}, "schedule 'cosine'"),
-        ({"model_params": {"width": 32, "batch_norm": True}}, "batch norm"),
+        ({"knobs": {"grad_clip_norm": 1.0}}, "gradient clipping"),
     ],
 )
 def test_what_cannot_be_fused_says_why(changes: dict[str, Any], reason: str) -> None:
-    trial = plan("mlp", changes.get("model_params", {"width": 32}), **changes.get("knobs", {}))
+    trial = plan(changes.get("model", "mlp"), changes.get("model_params", {"width": 32}), **changes.get("knobs", {}))
     refusal = fusion_refusal(trial)
     assert refusal is not None and reason in refusal
     with pytest.raises(ValueError, match="cannot fuse"):
@@ -110,3 +136,45 @@ def test_members_of_different_shapes_are_not_fused() -> None:
     assert cohort_key(narrow) != cohort_key(wide)
     with pytest.raises(ValueError, match="different shapes"):
         train_cohort([narrow, wide], load_splits("moons", {"n_samples": 100}, 0.2, 0.2, 0), lambda result: None)
+
+
+def test_dropout_rates_are_each_members_own_and_never_split_a_cohort() -> None:
+    rates = [0.1, 0.5, 0.8]
+    keys = {cohort_key(plan("mlp", {"width": 16, "dropout": rate})) for rate in rates}
+    assert len(keys) == 1 and cohort_key(plan("mlp", {"width": 16, "dropout": 0.0})) not in keys
+
+    from torch.func import functional_call, vmap
+    from tunelab.fusion.member_dropout import replace_dropout
+
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Dropout(0.3))
+    (rate_name,) = replace_dropout(model)
+    dropped = vmap(lambda rate, x: functional_call(model, {rate_name: rate}, (x,)), in_dims=(0, None),
+                   randomness="different")(torch.tensor(rates), torch.ones(20_000))
+    for rate, row in zip(rates, dropped):
+        assert float((row == 0).float().mean()) == pytest.approx(rate, abs=0.02)
+        assert float(row[row > 0][0]) == pytest.approx(1 / (1 - rate))  # survivors scaled, as nn.Dropout does
+    # Two members with the same rate still draw their own masks.
+    twins = vmap(lambda rate, x: functional_call(model, {rate_name: rate}, (x,)), in_dims=(0, None),
+                 randomness="different")(torch.tensor([0.5, 0.5]), torch.ones(1000))
+    assert not torch.equal(twins[0], twins[1])
+
+
+def test_members_with_dropout_train_fused_and_measure_without_it(digits: Splits) -> None:
+    with_dropout = [plan("mlp", {**MODELS["mlp"], "dropout": rate}, optimizer="sgd", learning_rate=0.05, momentum=0.9)
+                    for rate in (0.1, 0.3)]
+    together = fused(with_dropout, digits)
+    for member, trial in enumerate(with_dropout):
+        expected = alone(trial, digits)
+        # Other masks, the same rate: close to the trial alone, not equal to it.
+        assert together[member][-1]["val_loss"] == pytest.approx(expected[-1]["val_loss"], rel=0.1)
+        assert together[member][-1]["val_loss"] != pytest.approx(expected[-1]["val_loss"], rel=1e-6)
+
+
+def test_a_cohort_stacks_as_many_members_as_asked_unless_memory_holds_fewer() -> None:
+    from tunelab.fusion.memory import COPIES_PER_MEMBER, members_that_fit
+
+    parameters = 27_000  # a 64-128-128-10 MLP, about
+    one_member = parameters * 4 * COPIES_PER_MEMBER
+    assert members_that_fit(parameters, free_bytes=2**30, asked=16) == 16
+    assert members_that_fit(parameters, free_bytes=2 * 3 * one_member, asked=16) == 3  # half the free memory
+    assert members_that_fit(parameters, free_bytes=0, asked=16) == 1, "a member alone always trains"

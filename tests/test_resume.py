@@ -53,6 +53,19 @@ def trials_now(paths: StudyPaths) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def wait_for_a_finished_and_a_well_started_trial(paths: StudyPaths, driver: subprocess.Popen[str]) -> None:
+    """The moment to kill a study's driver: one trial has finished, another has 3 epochs or more."""
+    deadline = time.monotonic() + 300
+    while True:
+        trials = trials_now(paths)
+        if "epochs" in trials and trials["status"].isin(FINISHED).any() and (
+                (trials["status"] == "running") & (trials["epochs"].fillna(0) >= 3)).any():
+            return
+        assert driver.poll() is None, f"the study ended before it could be killed:\n{driver.stdout.read() if driver.stdout else ''}"
+        assert time.monotonic() < deadline, "no moment with a finished and a well-started trial"
+        time.sleep(0.5)
+
+
 def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(tmp_path: Path) -> None:
     document = small_study(name="crash", budget={"num_samples": 6, "max_concurrent": 2},
                            train={"max_epochs": 30, "batch_size": 8, "early_stopping": {"patience": None},
@@ -63,15 +76,7 @@ def test_a_killed_study_resumes_from_its_checkpoints_and_ends_with_every_trial(t
     paths = StudyPaths.of(tmp_path / "store", "crash")
 
     driver = tunelab_process("run", "crash.yaml", "--storage", "store", cwd=tmp_path)
-    deadline = time.monotonic() + 300
-    while True:
-        trials = trials_now(paths)
-        if "epochs" in trials and trials["status"].isin(FINISHED).any() and (
-                (trials["status"] == "running") & (trials["epochs"].fillna(0) >= 3)).any():
-            break
-        assert driver.poll() is None, f"the study ended before it could be killed:\n{driver.stdout.read() if driver.stdout else ''}"
-        assert time.monotonic() < deadline, "no moment with a finished and a well-started trial"
-        time.sleep(0.5)
+    wait_for_a_finished_and_a_well_started_trial(paths, driver)
     # A resume while the driver still runs would write the same tables: refused, and the
     # running study goes on untouched.
     early = subprocess.run([sys.executable, "-m", "tunelab.cli", "resume", "crash", "--storage", "store"],

@@ -17,6 +17,7 @@ from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.driver_lock import driver_lock
 from tunelab.store.schema import FINISHED, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING
+from tunelab.tune.fusion_wiring import release_host
 from tunelab.tune.local_ray import start_ray
 from tunelab.tune.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.tune.store_callback import now
@@ -148,6 +149,7 @@ def fit_study(
         status = STUDY_INTERRUPTED
         raise StudyInterrupted(spec.name) from None
     finally:
+        release_host(paths)
         StudyWriter(paths).update_study(status=status, finished_at=now())
     if interrupted:
         raise StudyInterrupted(spec.name)

@@ -16,12 +16,19 @@ class BiasVarMethod(Strategy):
     summary: str  # what the variance is over, for --help and the README
 
     @abstractmethod
-    def round_data(self, data: Splits, round_index: int) -> Splits:
-        """The splits round `round_index` trains on."""
-
-    @abstractmethod
     def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
         """The configuration round `round_index` trains."""
+
+    def training_rows(self, rows: int, round_index: int) -> np.ndarray | None:
+        """Which of the training split's `rows` round `round_index` trains on; None: all, in order."""
+        return None
+
+    def round_data(self, data: Splits, round_index: int) -> Splits:
+        """The splits round `round_index` trains on."""
+        chosen = self.training_rows(len(data.train_y), round_index)
+        if chosen is None:
+            return data
+        return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
 
 
 class Bootstrap(BiasVarMethod):
@@ -31,10 +38,8 @@ class Bootstrap(BiasVarMethod):
     name = "bootstrap"
     summary = "resampled training sets (the variance over training sets)"
 
-    def round_data(self, data: Splits, round_index: int) -> Splits:
-        rows = len(data.train_y)
-        chosen = np.random.RandomState(round_index).randint(0, rows, size=rows)
-        return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
+    def training_rows(self, rows: int, round_index: int) -> np.ndarray | None:
+        return np.random.RandomState(round_index).randint(0, rows, size=rows)
 
     def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
         return plan
@@ -46,9 +51,6 @@ class Seeds(BiasVarMethod):
 
     name = "seeds"
     summary = "one training set, new seeds (the variance of the optimiser and the initialisation)"
-
-    def round_data(self, data: Splits, round_index: int) -> Splits:
-        return data
 
     def round_plan(self, plan: TrialPlan, round_index: int) -> TrialPlan:
         return replace(plan, rules=replace(plan.rules, seed=plan.rules.seed + 1 + round_index))

@@ -14,6 +14,7 @@ import pandas as pd
 from tunelab.biasvar.engine import LEARNING_CURVE_FRACTIONS, decompose, fixed_length, learning_curve_point, train_round
 from tunelab.biasvar.table import write_decompositions, write_learning_curves
 from tunelab.errors import BadInputError
+from tunelab.fusion.rounds import rounds_fuse
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
 from tunelab.stored_study import trial_params
@@ -83,8 +84,12 @@ def run_biasvar(
     data = load_study_data(spec)
     gpu = spec.resources.gpu > 0
     jobs = []
+    fused = {trial.trial_id for trial in chosen if spec.train.fuse != "off" and rounds_fuse(trial.plan)}
     for trial in chosen:
-        for index in range(rounds):
+        if trial.trial_id in fused:  # every round a member of one fused cohort, in one task
+            jobs.append(Job(("rounds", trial.trial_id), f"trial {trial.trial_number} rounds (fused)",
+                            _fused_rounds_on_device, (trial.plan, method, rounds, gpu)))
+        for index in range(rounds if trial.trial_id not in fused else 0):
             jobs.append(Job(("round", trial.trial_id, index), f"trial {trial.trial_number} round {index}",
                             _round_on_device, (trial.plan, method, index, gpu)))
         if learning_curve:
@@ -95,9 +100,10 @@ def run_biasvar(
          f"{f' + {len(LEARNING_CURVE_FRACTIONS)} learning-curve points' if learning_curve else ''} → {len(jobs)} Ray tasks")
     results, failures = run_jobs(jobs, data, spec.resources.cpu, spec.resources.gpu, echo)
     numbers = {trial.trial_id: trial.trial_number for trial in chosen}
-    outputs = {trial.trial_id: [results[key] for key in sorted(results) if key[:2] == ("round", trial.trial_id)]
-               for trial in chosen}
-    failed_rounds = {trial.trial_id: sum(1 for key in failures if key[:2] == ("round", trial.trial_id)) for trial in chosen}
+    outputs = {trial.trial_id: results.get(("rounds", trial.trial_id)) or
+               [results[key] for key in sorted(results) if key[:2] == ("round", trial.trial_id)] for trial in chosen}
+    failed_rounds = {trial.trial_id: sum(1 for key in failures if key[:2] == ("round", trial.trial_id))
+                     + (rounds if ("rounds", trial.trial_id) in failures else 0) for trial in chosen}
     curves = [{"trial_id": key[1], "trial_number": numbers[key[1]], **value}
               for key, value in results.items() if key[0] == "curve"]
 
@@ -128,6 +134,12 @@ def run_biasvar(
 
 def _round_on_device(data: Any, plan: TrialPlan, method: str, index: int, gpu: bool) -> np.ndarray:
     return train_round(_on_device(plan, gpu), data, method, index)
+
+
+def _fused_rounds_on_device(data: Any, plan: TrialPlan, method: str, rounds: int, gpu: bool) -> list[np.ndarray]:
+    from tunelab.fusion.rounds import fused_round_outputs
+
+    return fused_round_outputs(_on_device(plan, gpu), data, method, rounds)
 
 
 def _curve_on_device(data: Any, plan: TrialPlan, fraction: float, gpu: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
@@ -90,6 +90,16 @@ class EarlyStopping(StrictModel):
     monitor: str | None = None
 
 
+def fuse_setting(value: Any) -> str | int:
+    """`train.fuse` as written: auto, off (YAML reads a bare off/on as false/true), or a whole
+    number of members of at least 2."""
+    if value is False or value is True:
+        return "off" if value is False else "auto"
+    if value in ("auto", "off") or (isinstance(value, int) and value >= 2):
+        return value
+    raise ValueError(f"expected auto, off or a number of members per cohort of at least 2, got {value!r}")
+
+
 class TrainSpec(OptionsModel):
     """Training loop settings; the extra keys are fixed training knobs (optimizer, ...)."""
 
@@ -100,6 +110,11 @@ class TrainSpec(OptionsModel):
     # and always when it ends: a crash loses at most this long of work per trial, and short
     # epochs do not pay for a checkpoint each. 0: every epoch.
     checkpoint_interval_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+    # Train trials whose models share shapes and batch size as members of fused cohorts, each
+    # still its own trial (tunelab.fusion): auto, off, or at most N members per cohort.
+    fuse: Literal["auto", "off"] | int = "off"
+
+    _fuse_setting = field_validator("fuse", mode="before")(fuse_setting)
 
 
 class Budget(StrictModel):

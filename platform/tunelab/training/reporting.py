@@ -24,8 +24,10 @@ Send = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 class EpochReporter:
     """The training loop's `on_epoch`: passes epochs on to `send` in batches."""
 
-    def __init__(self, send: Send, rung_epochs: Collection[int], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, send: Send, rung_epochs: Collection[int], clock: Callable[[], float] = time.monotonic,
+                 every_s: float = REPORT_EVERY_S) -> None:
         self.send = send
+        self.every_s = every_s
         self.rung_epochs = frozenset(rung_epochs)
         self.clock = clock
         self.rows: list[dict[str, Any]] = []
@@ -34,7 +36,7 @@ class EpochReporter:
     def __call__(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         self.rows.append({"epoch": metrics["epoch"], **{name: metrics[name] for name in EPOCH_METRICS if name in metrics}})
         urgent = state is not None or TRIAL_END in metrics or metrics["epoch"] in self.rung_epochs
-        if not urgent and self.clock() - self.last_sent < REPORT_EVERY_S:
+        if not urgent and self.clock() - self.last_sent < self.every_s:
             return
         self.send({**metrics, EPOCH_ROWS: self.rows}, state)
         self.rows = []

@@ -14,11 +14,10 @@ The trainable saves the state only once the driver has taken the epochs it cover
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 STATE_FILE = "state.pt"
 # The weights of a finished trial's best epoch, for `Study.best_model` and `tunelab export`.
@@ -38,14 +37,34 @@ def trial_folder_name(trial_id: str) -> str:
 
 def save_state(state: dict[str, Any], path: Path) -> None:
     """Replace the file in one step: a process killed mid-write leaves the previous state."""
+    save_state_bytes(state_bytes(state), path)
+
+
+def save_state_bytes(saved: bytes, path: Path) -> None:
+    """`save_state` for a state already serialised (a fused member's, by its fusion host)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    torch.save(state, partial)
+    partial.write_bytes(saved)
     os.replace(partial, path)
+
+
+def state_bytes(state: dict[str, Any]) -> bytes:
+    # torch imported here, not above: a fused member's process (tunelab.tune.fused_member) never needs it.
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def load_state(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
+    return state_from_bytes(path.read_bytes())
+
+
+def state_from_bytes(saved: bytes) -> dict[str, Any]:
+    import torch
+
     # weights_only: a saved state is data, never code.
-    return torch.load(path, weights_only=True, map_location="cpu")
+    return torch.load(io.BytesIO(saved), weights_only=True, map_location="cpu")

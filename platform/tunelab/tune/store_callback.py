@@ -110,6 +110,8 @@ class StoreCallback(Callback):
         )
         if "node_id" in result and "node_id" not in self.writer.trial(trial.trial_id):
             self.writer.update_trial(trial.trial_id, node_id=result["node_id"], gpu_ids=result.get("gpu_ids", ""))
+        if "fusion" in result:  # a fused study's: "fused", or why the trial trained alone
+            self.writer.update_trial(trial.trial_id, fusion=result["fusion"])
         if "test_confusion" in result:  # JSON text: rows are true classes, columns predictions
             self.writer.update_trial(trial.trial_id, test_confusion=result["test_confusion"])
         self._flush_if_due()

@@ -16,13 +16,16 @@ from tunelab.training.reporting import EpochReporter
 from tunelab.training.trial_state import BEST_MODEL_FILE, STATE_FILE, load_state, save_state, trial_folder
 
 
-def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup, study_folder: str) -> None:
+def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup, study_folder: str,
+                   marks: dict[str, str] | None = None) -> None:
+    """`marks`: fields every report carries besides the metrics (a fused study's `fusion`)."""
     # Ray sets OMP_NUM_THREADS for the actor; torch must agree or trials oversubscribe cores.
     torch.set_num_threads(max(1, int(setup.cpus_per_trial)))
     device = "cuda" if setup.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
     plan = setup.plan_for(config, device=device)
     # Where the trial runs: which node, and the GPU ids Ray gave it (it sees only those).
-    placement = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
+    placement = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids())),
+                 **(marks or {})}
     state_file = trial_folder(study_folder, tune.get_context().get_trial_id()) / STATE_FILE
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:

@@ -22,7 +22,7 @@ from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store.atomic import write_text_atomic
 from tunelab.store.schema import STUDY_RUNNING
 from tunelab.training import trial_state
-from tunelab.tune.local_ray import concurrent_trial_slots
+from tunelab.tune.fusion_wiring import concurrent_trials, fused_study_trainable, fusing
 from tunelab.tune.stopping import GoalStopper
 from tunelab.tune.store_callback import now
 
@@ -54,7 +54,7 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
     searcher_options = resolved_options(spec.searcher, searcher.options)
     scheduler_options = resolved_options(spec.scheduler, scheduler.options)
     num_samples = spec.budget.num_samples or 1
-    max_concurrent = spec.budget.max_concurrent or concurrent_trial_slots(spec)
+    max_concurrent = spec.budget.max_concurrent or concurrent_trials(spec)
     # The scheduler and the progress line judge the primary objective; Optuna learns them all.
     metric, mode = spec.primary_objective.metric, spec.objective_mode
     objectives = study_objectives(spec)
@@ -144,6 +144,8 @@ def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
 
     from tunelab.tune.trainable import tune_trainable
 
+    if fusing(spec):
+        return fused_study_trainable(spec, data, paths, study_setup(spec))
     return tune.with_resources(
         tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},

@@ -1,0 +1,25 @@
+"""bench/fused.py in smoke mode: the same trials three ways, every figure printed (no
+assertion on time: figures from a shared machine mean nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_bench import run_bench, table_rows
+
+
+@pytest.mark.ray  # `tunelab run` studies in subprocesses
+def test_fused_bench_prints_the_same_trials_three_ways(tmp_path: Path) -> None:
+    output = run_bench("fused.py", tmp_path, "--studies", "digits-mlp")
+    assert output.startswith("machine: ")
+    rows = [line.split() for line in output.splitlines() if line.startswith("digits-mlp ")]
+    assert [row[1] for row in rows] == ["unfused", "fused", "inprocess"]
+    for row in rows:
+        wall, member_epochs_per_s = float(row[2]), float(row[4])
+        assert wall > 0 and member_epochs_per_s == pytest.approx(4 * 2 / wall, rel=0.05, abs=0.06)
+    walls = {row[1]: float(row[2]) for row in rows}
+    assert rows[1][5] == f"{walls['unfused'] / walls['fused']:.2f}×"
+    assert rows[2][3] == "—", "the in-process way has no study of its own"
+    assert table_rows(output, {"load"})

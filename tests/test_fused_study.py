@@ -1,0 +1,166 @@
+"""`train.fuse` in `tunelab run` (issue 21): trials of the same shapes train as members of fused
+cohorts, and each is still its own Ray Tune trial: its own rows in the store, its own end, its
+own ASHA decisions, its own state file. Real studies on real Ray, Optuna and PyTorch, tiny."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run_cli, small_study
+from tunelab.fusion.cohort import fusion_refusal
+from tunelab.spec import Spec, parse_spec
+from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
+from tunelab.from_spec import load_study_data, study_setup
+from tunelab.study import run_study
+from tunelab.training.loop import train_trial
+from tunelab.training.trial_state import BEST_MODEL_FILE, load_state, trial_folder
+
+CONTINUOUS_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.01, "high": 0.3},
+    "momentum": {"type": "uniform", "low": 0.0, "high": 0.9},
+    "weight_decay": {"type": "loguniform", "low": 1e-6, "high": 1e-3},
+}
+
+
+def study_document(name: str, fuse: Any) -> dict[str, Any]:
+    """A digits MLP study whose searched parameters are all continuous: one cohort."""
+    document = small_study(name=name, dataset={"max_train_samples": 400}, searcher={"name": "random", "seed": 3},
+                           train={"fuse": fuse, "optimizer": "sgd", "max_epochs": 3, "early_stopping": {"patience": None}},
+                           budget={"num_samples": 4, "max_concurrent": 4})
+    document["search_space"] = CONTINUOUS_SPACE
+    del document["searcher"]["n_startup_trials"]
+    return document
+
+
+def run(document: dict[str, Any], storage: Path) -> tuple[Spec, StudyPaths]:
+    spec = parse_spec(yaml.safe_dump(document), f"{document['name']}.yaml")
+    return spec, run_study(spec, storage, echo=lambda line: None).paths
+
+
+def params_of(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's configuration as one comparable key."""
+    columns = sorted(c for c in trials.columns if c.startswith("param_"))
+    return trials[columns].round(12).astype(str).agg("|".join, axis=1)
+
+
+def alone(spec: Spec, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The epochs the configuration's trial reports when it trains alone, in this process."""
+    reported: list[dict[str, Any]] = []
+    train_trial(study_setup(spec).plan_for(config), load_study_data(spec), lambda metrics, state: reported.append(metrics))
+    return reported
+
+
+@pytest.mark.parametrize("fuse", [0, 1, "maybe", 2.5])
+def test_a_fuse_setting_that_is_not_auto_off_or_a_member_count_is_one_line_exit_2_nothing_written(
+        fuse: Any, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(study_document("bad", fuse))
+    code, out, err = run_cli(["run", str(path), "--storage", str(tmp_path / "store")], capsys)
+    assert code == 2
+    assert err.strip() == (f"tunelab: error: {path}: train.fuse: expected auto, off or a number of members per "
+                           f"cohort of at least 2, got {fuse!r}")
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("written,meaning", [("off", "off"), ("on", "auto"), ("auto", "auto"), ("8", 8)])
+def test_fuse_reads_as_written_in_yaml(written: str, meaning: Any) -> None:
+    text = yaml.safe_dump(study_document("yaml", "auto")).replace("fuse: auto", f"fuse: {written}")
+    assert parse_spec(text, "yaml.yaml").train.fuse == meaning
+
+
+def test_a_fused_study_stores_the_tables_of_the_same_study_unfused(ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("same", "off")
+    document["scheduler"] = "none"
+    _, unfused = run(document, tmp_path / "unfused")
+    spec, fused = run({**document, "train": {**document["train"], "fuse": 4}}, tmp_path / "fused")
+
+    plain, together = read_trials(unfused), read_trials(fused)
+    assert set(together.columns) - set(plain.columns) == {"fusion"}
+    assert (together["fusion"] == "fused").all()
+    assert read_study(fused)["status"] == "completed" and len(together) == 4
+    plain.index, together.index = params_of(plain), params_of(together)
+    assert sorted(plain.index) == sorted(together.index), "random search proposed the same four configurations"
+    for key, row in together.iterrows():
+        expected = plain.loc[key]
+        assert (row["status"], row["epochs"], row["stop_epoch"], row["best_epoch"], row["stop_reason"]) == (
+            expected["status"], expected["epochs"], expected["stop_epoch"], expected["best_epoch"], expected["stop_reason"])
+        for column in ("objective", "final_val_loss", "final_test_loss", "final_test_acc", "final_val_acc"):
+            assert row[column] == pytest.approx(expected[column], rel=2e-4, abs=2e-5), (key, column)
+        assert row["test_confusion"] == expected["test_confusion"]
+        # Its best model and its state file, as an unfused trial leaves them.
+        best = load_state(trial_folder(fused.root, row["trial_id"]) / BEST_MODEL_FILE)
+        assert best is not None and best["best_epoch"] == row["best_epoch"]
+        assert set(best["best_model"]) == set(load_state(trial_folder(unfused.root, expected["trial_id"]) / BEST_MODEL_FILE)["best_model"])
+
+    plain_epochs, fused_epochs = read_epochs(unfused), read_epochs(fused)
+    assert list(plain_epochs.columns) == list(fused_epochs.columns)
+    for epochs, trials in ((plain_epochs, plain), (fused_epochs, together)):
+        epochs["config"] = epochs["trial_id"].map(pd.Series(trials.index, index=trials["trial_id"]))
+    merged = plain_epochs.merge(fused_epochs, on=["config", "epoch"], suffixes=("_plain", "_fused"), validate="one_to_one")
+    assert len(merged) == len(plain_epochs) == len(fused_epochs) == 4 * 3
+    for metric in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
+        assert merged[f"{metric}_fused"].to_numpy() == pytest.approx(merged[f"{metric}_plain"].to_numpy(), rel=2e-4, abs=2e-5), metric
+
+
+def test_members_end_alone_at_rungs_by_divergence_or_refusal_and_the_cohort_goes_on(ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("mixed", 8)
+    document["budget"] = {"num_samples": 8, "max_concurrent": 8}
+    document["train"] = {**document["train"], "max_epochs": 4}
+    del document["train"]["optimizer"]
+    document["searcher"] = {"name": "grid", "seed": 0}
+    document["search_space"] = {"optimizer": {"type": "choice", "values": ["sgd", "rmsprop"]},
+                                "learning_rate": {"type": "choice", "values": [1000.0, 1e-5, 0.1, 0.3]}}
+    spec, paths = run(document, tmp_path)
+
+    trials = read_trials(paths).set_index("trial_id")
+    epochs = read_epochs(paths)
+    assert len(trials) == 8 and read_study(paths)["status"] == "completed"
+    sgd = trials["param_optimizer"] == "sgd"
+    assert (trials.loc[sgd, "fusion"] == "fused").all()
+    # A trial the fusion refuses trains alone, and says why.
+    rmsprop_plan = study_setup(spec).plan_for({"optimizer": "rmsprop", "learning_rate": 0.1})
+    assert (trials.loc[~sgd, "fusion"] == fusion_refusal(rmsprop_plan)).all()
+    assert "optimizer 'rmsprop' is not fused" in trials.loc[~sgd, "fusion"].iloc[0]
+
+    exploded = trials[sgd & (trials["param_learning_rate"] == 1000.0)].iloc[0]
+    assert (exploded["status"], exploded["stop_epoch"], exploded["stop_reason"]) == ("diverged", 1, "loss became NaN or infinite")
+    assert math.isinf(epochs.loc[epochs["trial_id"] == exploded.name, "val_loss"].item())
+
+    rungs = set(read_study(paths)["rung_epochs"])
+    stopped = trials[trials["status"] == "stopped_early"]
+    assert len(stopped) >= 1 and set(stopped["stop_epoch"]) <= rungs
+    assert (trials.loc[sgd, "status"] == "completed").any(), "the cohort went on to max_epochs"
+    # Every fused member that did not diverge trained exactly as its trial alone: neither the
+    # member that exploded nor those the scheduler stopped disturbed it.
+    for trial_id, trial in trials[sgd & (trials["status"] != "diverged")].iterrows():
+        rows = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
+        assert list(rows["epoch"]) == list(range(1, int(trial["epochs"]) + 1))
+        expected = alone(spec, {"optimizer": "sgd", "learning_rate": trial["param_learning_rate"]})[: len(rows)]
+        assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
+
+
+def test_biasvar_of_a_fused_study_trains_its_rounds_as_one_cohort(ray_runtime: None, tmp_path: Path) -> None:
+    from tunelab.biasvar.engine import decompose, train_round
+    from tunelab.biasvar.runner import choose_trials, run_biasvar
+
+    document = study_document("rounds", 4)
+    document["scheduler"] = "none"
+    spec, paths = run(document, tmp_path)
+    said: list[str] = []
+    table = run_biasvar(tmp_path, "rounds", top=1, rounds=3, method="seeds", learning_curve=False, echo=said.append)
+    assert said[0].endswith("1 trial(s) × 3 seeds rounds → 1 Ray tasks"), said
+    (row,) = table.to_dict("records")
+    assert row["failed_rounds"] == 0
+    (chosen,) = choose_trials(spec, read_trials(paths), "rounds", None, 1)
+    data = load_study_data(spec)
+    alone_rounds = decompose([train_round(chosen.plan, data, "seeds", index) for index in range(3)], data, "classification")
+    for name, value in alone_rounds.as_row().items():
+        if isinstance(value, float):
+            assert row[name] == pytest.approx(value, rel=1e-3, abs=1e-4, nan_ok=True), name
+        else:
+            assert row[name] == value, name
