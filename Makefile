@@ -29,8 +29,10 @@ PYTEST := $(BIN)/python -m pytest -q --durations=10
 # pytest exits 5 when it collects no test: a broken collection, so a failure, said plainly.
 NO_TESTS_FAILS = rc=$$?; if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Two workers, each taking whole test files (a module's fixture study runs once): most of a
+# Ray test's time is waiting on processes, and two files at a time fill the two cores.
 test: setup
-	@$(PYTEST); $(NO_TESTS_FAILS)
+	@$(PYTEST) -n 2 --dist loadfile; $(NO_TESTS_FAILS)
 
 # Every test that needs no Ray process. tests/conftest.py marks `ray` each test that uses the
 # `ray_runtime` fixture, and fails any test in this run that starts Ray anyway, naming it.

@@ -18,8 +18,10 @@ def test_fused_bench_prints_the_same_trials_three_ways(tmp_path: Path) -> None:
     assert [row[1] for row in rows] == ["unfused", "fused", "inprocess"]
     for row in rows:
         wall, member_epochs_per_s = float(row[2]), float(row[4])
-        assert wall > 0 and member_epochs_per_s == pytest.approx(4 * 2 / wall, rel=0.05, abs=0.06)
+        # 4 trials × 2 epochs over the wall, which is printed to 0.1 s: within what its rounding allows.
+        assert wall > 0 and 8 / (wall + 0.05) - 0.06 <= member_epochs_per_s <= 8 / max(wall - 0.05, 0.01) + 0.06
     walls = {row[1]: float(row[2]) for row in rows}
-    assert rows[1][5] == f"{walls['unfused'] / walls['fused']:.2f}×"
+    # The speed-up is printed from the unrounded walls: within rounding of the printed ones.
+    assert float(rows[1][5].removesuffix("×")) == pytest.approx(walls["unfused"] / walls["fused"], abs=0.011)
     assert rows[2][3] == "—", "the in-process way has no study of its own"
     assert table_rows(output, {"load"})
