@@ -1,5 +1,6 @@
-"""The house's layers (issue 20): the study does not lean on a later command, and Ray is imported
-only by `tunelab.tune` and the cluster path, besides the strategies' `build()` methods.
+"""The house's layers (issue 20): no import cycle between tunelab's parts, the study does not lean
+on a later command, and Ray is imported only by `tunelab.tune` and the cluster path, besides the
+strategies' `build()` methods.
 
 Imports are read from the source (also those inside functions: a cycle hidden in a function is
 still a cycle; only `if TYPE_CHECKING:` blocks are left out). A part is a subpackage
@@ -50,6 +51,10 @@ def part_graph() -> nx.DiGraph:
             if imported.startswith("tunelab.") and part_of(imported) != part_of(module):
                 graph.add_edge(part_of(module), part_of(imported))
     return graph
+
+
+def test_no_import_cycle_between_tunelabs_parts() -> None:
+    assert list(nx.simple_cycles(part_graph())) == []
 
 
 @pytest.mark.parametrize("later", ["tunelab.biasvar", "tunelab.trust"])

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from tunelab.tune.optuna_search import DefineByRun
 from tunelab.search.rung_tpe import RungTPESampler
 from tunelab.search.searchers import SEARCHERS
-from tunelab.spec.distributions import Choice, IntRange, LogUniform, _Distribution
+from tunelab.search.space import Choice, IntRange, LogUniform, _Distribution
 from tunelab_models import resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -17,7 +17,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from tunelab.tune.optuna_search import DefineByRun, StudySearch
 from tunelab.search.schedulers import ASHA, SCHEDULERS, MedianStopping, NoScheduler
 from tunelab.search.searchers import SEARCHERS, GridSearcher
-from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution, evaluation_order
+from tunelab.search.space import Choice, IntRange, LogUniform, Uniform, _Distribution, evaluation_order
 from tunelab_models import resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -19,11 +19,11 @@ import pytest
 import torch
 from ray.tune.schedulers import TrialScheduler
 
-from tunelab.biasvar.methods import BIASVAR_METHODS, BiasVarMethod
+from tunelab.training.replicates import BIASVAR_METHODS, BiasVarMethod
 from tunelab.datasets import load_splits
 from tunelab.search.schedulers import SCHEDULERS, Scheduler
 from tunelab.search.searchers import SEARCHERS, Searcher
-from tunelab.spec.distributions import Choice, LogUniform
+from tunelab.search.space import Choice, LogUniform
 from tunelab.strategy import NameRegistry, Strategy
 from tunelab.training.knobs import TRAINING_KNOBS
 from tunelab.training.optimizers import OPTIMIZERS, Optimizer

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tunelab.biasvar.methods import BIASVAR_METHODS
+from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.errors import BadInputError, StudyInterrupted, TunelabError
 from tunelab.store.layout import DEFAULT_STORAGE
 

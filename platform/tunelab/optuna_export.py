@@ -24,7 +24,7 @@ import pandas as pd
 
 from tunelab.analysis.objectives import study_objectives, value_columns
 from tunelab.errors import BadInputError
-from tunelab.spec.distributions import Choice, IntRange, LogUniform, Uniform, _Distribution
+from tunelab.search.space import Choice, IntRange, LogUniform, Uniform, _Distribution
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
 from tunelab.store.schema import ENDED_ON_THEIR_OWN, RUNNING, STOPPED_EARLY
 from tunelab.stored_study import trial_params

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunelab.biasvar.methods import BIASVAR_METHODS
+from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.biasvar.decomposition import Decomposition, squared_error_decomposition, zero_one_decomposition
 from tunelab.datasets import Splits
 from tunelab.training.loop import predict, train_trial

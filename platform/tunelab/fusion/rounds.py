@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tunelab.biasvar.methods import BIASVAR_METHODS
+from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.datasets import Splits
 from tunelab.fusion.cohort import fusion_refusal
 from tunelab.fusion.engine import FusedArchitecture

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
 
-from tunelab.spec.distributions import _Distribution, evaluation_order
+from tunelab.search.space import _Distribution, evaluation_order
 
 GridValues = Mapping[str, Sequence[Any]]
 

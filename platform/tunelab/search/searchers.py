@@ -13,7 +13,7 @@ from tunelab.strategy import NameRegistry, Strategy
 if TYPE_CHECKING:  # the spec imports this registry: a runtime import would be circular
     import optuna
 
-    from tunelab.spec.distributions import _Distribution
+    from tunelab.search.space import _Distribution
 
 
 class Searcher(Strategy):

@@ -1,7 +1,7 @@
 """The experiment file: the one contract everything downstream takes."""
 
 from tunelab.spec.checks import resolved_options
-from tunelab.spec.distributions import evaluation_order
+from tunelab.search.space import evaluation_order
 from tunelab.spec.loader import load_spec, parse_spec
 from tunelab.spec.schema import Spec
 

@@ -15,10 +15,10 @@ from tunelab.errors import BadInputError, DataError, SpecError
 from tunelab.metrics import OBJECTIVE_METRICS
 from tunelab.search.schedulers import SCHEDULERS
 from tunelab.search.searchers import SEARCHERS
-from tunelab.spec.distributions import Choice, _Distribution, evaluation_order
+from tunelab.search.space import Choice, _Distribution, evaluation_order
 from tunelab.spec.objectives import resolved_objective
 from tunelab.spec.schema import Spec
-from tunelab.spec.strict import OptionsModel
+from tunelab.strict import OptionsModel
 from tunelab.training.knobs import TRAINING_KNOBS
 
 DEFAULT_NUM_SAMPLES = 20

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from tunelab.errors import SpecError, shown_value
 from tunelab.spec.checks import did_you_mean, validate_spec
-from tunelab.spec.distributions import DISTRIBUTION_TYPES, DISTRIBUTIONS_BY_TYPE
+from tunelab.search.space import DISTRIBUTION_TYPES, DISTRIBUTIONS_BY_TYPE
 from tunelab.spec.schema import OBJECTIVE_SHAPES, Objective, Spec
 from tunelab.spec.yaml_loader import MAX_DEPTH, DuplicateKeyError, load_yaml
 

@@ -9,8 +9,8 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from tunelab.datasets.base import check_fractions
 from tunelab.errors import BadInputError
 from tunelab.metrics import Mode
-from tunelab.spec.distributions import Distribution
-from tunelab.spec.strict import ComponentModel, OptionsModel, StrictModel
+from tunelab.search.space import Distribution
+from tunelab.strict import ComponentModel, OptionsModel, StrictModel
 
 # A study name becomes a folder name: no separators, no leading dot, nothing like `../x`.
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -139,7 +139,7 @@ class BiasVarSpec(StrictModel):
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        from tunelab.biasvar.methods import BIASVAR_METHODS
+        from tunelab.training.replicates import BIASVAR_METHODS
 
         BIASVAR_METHODS[method]  # raises, naming the known ones
         return method

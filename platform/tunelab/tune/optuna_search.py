@@ -9,7 +9,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from tunelab.metrics import TRIAL_END, epoch_rows
-from tunelab.spec.distributions import _Distribution, evaluation_order
+from tunelab.search.space import _Distribution, evaluation_order
 
 
 class DefineByRun:

@@ -1,4 +1,5 @@
-"""How the rounds of a bias-variance decomposition differ from one another."""
+"""How the rounds of a bias-variance decomposition (and other retrainings of one configuration)
+differ from one another: the data each trains on, and its seed."""
 
 from __future__ import annotations
 

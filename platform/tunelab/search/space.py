@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 import numpy as np
 from pydantic import BeforeValidator, Field, model_validator
 
-from tunelab.spec.strict import StrictModel
+from tunelab.strict import StrictModel
 
 if TYPE_CHECKING:
     import optuna
