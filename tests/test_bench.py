@@ -67,25 +67,6 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
             assert low - half <= float(share) <= high + half, (way, share, steady, ceiling)
 
 
-    # The kept random-search curves replay under ASHA with the default settings: one row per
-    # setting and data set; settings whose grace period is not below the 4 smoke epochs are
-    # named as skipped, with the reason `tunelab run` would give.
-    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke", "--seconds"],
-                              capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")})
-    print(replayed.stdout + replayed.stderr)
-    assert replayed.returncode == 0 and "Traceback" not in replayed.stderr
-    lines = [line.split() for line in replayed.stdout.splitlines()]
-    settings = [fields for fields in lines if fields[:2] in (["auto", "2"], ["3", "3"])]
-    assert len(settings) == 8, "two usable settings on each of two data sets, rungs in epochs and in seconds"
-    assert [fields[2] == "seconds" for fields in settings] == [False, True] * 4
-    for fields in settings:
-        share, kept = float(fields[3]), int(fields[4])
-        assert 0 < share <= 1 and kept in (0, 1) and fields[5:7] == ["of", "1"]
-    skipped = [" ".join(fields) for fields in lines if fields[2:3] == ["skipped:"]]
-    assert sorted(line.split()[0] for line in skipped) == ["10", "10", "5", "5"]
-    assert all("expected fewer than train.max_epochs (4)" in line for line in skipped)
-
 
 def test_search_verdict_gives_the_time_ratio_with_its_bootstrap_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "bench"))

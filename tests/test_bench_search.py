@@ -4,10 +4,14 @@ benchmark tests, which `make test` runs beside the others)."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from test_bench import run_bench
 
 
@@ -40,6 +44,25 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
         section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
         (sweep,) = [line for line in section.splitlines() if line.startswith(("  0.3: ", "  0.15: "))]
         assert [cell.split()[0] for cell in sweep.split(": ", 1)[1].split(" · ")] == list(methods)
+
+    # The kept random-search curves replay under ASHA with the default settings: one row per
+    # setting and data set; settings whose grace period is not below the 4 smoke epochs are
+    # named as skipped, with the reason `tunelab run` would give.
+    replayed = subprocess.run([sys.executable, str(REPO / "bench" / "asha_replay.py"), str(tmp_path), "--smoke", "--seconds"],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache")})
+    print(replayed.stdout + replayed.stderr)
+    assert replayed.returncode == 0 and "Traceback" not in replayed.stderr
+    lines = [line.split() for line in replayed.stdout.splitlines()]
+    settings = [fields for fields in lines if fields[:2] in (["auto", "2"], ["3", "3"])]
+    assert len(settings) == 8, "two usable settings on each of two data sets, rungs in epochs and in seconds"
+    assert [fields[2] == "seconds" for fields in settings] == [False, True] * 4
+    for fields in settings:
+        share, kept = float(fields[3]), int(fields[4])
+        assert 0 < share <= 1 and kept in (0, 1) and fields[5:7] == ["of", "1"]
+    skipped = [" ".join(fields) for fields in lines if fields[2:3] == ["skipped:"]]
+    assert sorted(line.split()[0] for line in skipped) == ["10", "10", "5", "5"]
+    assert all("expected fewer than train.max_epochs (4)" in line for line in skipped)
 
 
 @pytest.mark.ray  # Ray Tune studies in a subprocess
