@@ -177,8 +177,10 @@ def main() -> None:
     parser.add_argument("--logical-gpus", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_packing:
+        from tunelab_cli import exit_without_teardown
+
         run_packing(args.spec, args.out, args.logical_gpus)
-        return
+        exit_without_teardown()
 
     try:
         packings = [int(value) for value in args.packings.split(",") if value]

@@ -303,7 +303,9 @@ def main() -> None:
             run_inprocess(args.spec, args.out, args.share, args.shares)
         else:
             RUNNERS[args.run_way](args.spec, args.out)
-        return
+        from tunelab_cli import exit_without_teardown
+
+        exit_without_teardown()
 
     grid, epochs = (SMOKE_GRID, 2) if args.smoke else (GRID, args.epochs)
     ways = ["inprocess", *(way for way in args.ways.split(",") if way and way != "inprocess")]

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -432,12 +431,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_method:
+        from tunelab_cli import exit_without_teardown
+
         RUNNERS[args.run_method](args.spec, args.out)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # The record is written. Skip the interpreter's teardown, where pyarrow's reader
-        # threads now and then abort the process (apache/arrow#34314; one run in about 80 here).
-        os._exit(0)
+        exit_without_teardown()
 
     catalogue = SMOKE if args.smoke else WORKLOADS
     datasets = [name for name in args.datasets.split(",") if name]
