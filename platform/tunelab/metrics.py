@@ -47,6 +47,11 @@ EPOCH_ROWS = "epoch_rows"
 TRIAL_END = "trial_end"
 
 
+def epoch_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """One epoch's row as a report carries it: its number and the EPOCH_METRICS it has."""
+    return {"epoch": metrics["epoch"], **{name: metrics[name] for name in EPOCH_METRICS if name in metrics}}
+
+
 def epoch_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The epochs one report carries, oldest first. A report without the field is one epoch;
     one with an empty list repeats a trial's end and carries none."""

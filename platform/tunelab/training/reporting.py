@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Collection
 
-from tunelab.metrics import EPOCH_METRICS, EPOCH_ROWS, TRIAL_END
+from tunelab.metrics import EPOCH_ROWS, TRIAL_END, epoch_row
 
 REPORT_EVERY_S = 0.25
 
@@ -34,7 +34,7 @@ class EpochReporter:
         self.last_sent = clock()
 
     def __call__(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-        self.rows.append({"epoch": metrics["epoch"], **{name: metrics[name] for name in EPOCH_METRICS if name in metrics}})
+        self.rows.append(epoch_row(metrics))
         urgent = state is not None or TRIAL_END in metrics or metrics["epoch"] in self.rung_epochs
         if not urgent and self.clock() - self.last_sent < self.every_s:
             return

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tunelab.errors import BadInputError
 from tunelab.from_spec import load_study_data, study_setup
-from tunelab.metrics import EPOCH_ROWS, TRIAL_END
+from tunelab.metrics import EPOCH_ROWS, TRIAL_END, epoch_row
 from tunelab.spec import Spec
 from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store.schema import REACHED_GOAL, STUDY_COMPLETED
@@ -62,8 +62,7 @@ class ReplayedTrial:
             metrics.update({name: value for name, value in best.items() if name.startswith("test_")})
         if verdict.end:
             metrics[TRIAL_END] = verdict.end
-        epoch_row = {"epoch": self.epoch, **{k: v for k, v in metrics.items() if k not in (TRIAL_END, "epoch")}}
-        self.last_result = {**metrics, EPOCH_ROWS: [epoch_row], "training_iteration": self.epoch,
+        self.last_result = {**metrics, EPOCH_ROWS: [epoch_row(metrics)], "training_iteration": self.epoch,
                             "time_total_s": ended_at - self.started_at, "trial_id": self.trial_id}
         return self.last_result
 

@@ -35,7 +35,6 @@ class StudyParts:
 
     search: Any  # StudySearch
     scheduler: Any  # a Ray Tune TrialScheduler
-    store: Any  # StoreCallback
     callbacks: list[Any]
     metric: str  # the primary objective: what the scheduler and the progress line judge
     mode: Mode
@@ -100,7 +99,6 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
     return StudyParts(
         search=search,
         scheduler=scheduler.build(max_epochs=spec.train.max_epochs, options=scheduler_options),
-        store=store,
         callbacks=[store, ProgressCallback(num_samples, metric, mode, echo, store)],
         metric=metric,
         mode=mode,
