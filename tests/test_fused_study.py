@@ -164,3 +164,60 @@ def test_biasvar_of_a_fused_study_trains_its_rounds_as_one_cohort(ray_runtime: N
             assert row[name] == pytest.approx(value, rel=1e-3, abs=1e-4, nan_ok=True), name
         else:
             assert row[name] == value, name
+
+
+def test_fused_members_report_each_objective_of_a_multi_objective_study_as_their_trials_alone(
+        ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("objectives", 4)
+    document["objective"] = [{"metric": "val_acc"}, {"metric": "num_parameters"}, {"metric": "inference_ms"}]
+    document["scheduler"] = "none"
+    spec, paths = run(document, tmp_path)
+    trials, epochs = read_trials(paths), read_epochs(paths)
+    assert len(trials) == 4 and (trials["fusion"] == "fused").all()
+    assert read_study(paths)["status"] == "completed"
+    for trial in trials.to_dict("records"):
+        expected = alone(spec, {name: trial[f"param_{name}"] for name in CONTINUOUS_SPACE})
+        assert trial["objective_num_parameters"] == expected[-1]["objective_num_parameters"]
+        assert trial["objective_val_acc"] == pytest.approx(expected[-1]["objective_val_acc"], abs=2e-5)
+        assert trial["objective_inference_ms"] > 0
+        rows = epochs[epochs["trial_id"] == trial["trial_id"]]
+        assert rows["train_seconds"].is_monotonic_increasing and (rows["train_seconds"] > 0).all()
+    assert trials["pareto"].astype(bool).any()
+
+
+def test_a_study_that_minimises_train_seconds_trains_each_trial_alone_and_says_why(
+        ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("seconds", 4)
+    document["objective"] = [{"metric": "val_acc"}, {"metric": "train_seconds"}]
+    document["scheduler"] = "none"
+    document["budget"] = {"num_samples": 2, "max_concurrent": 2}
+    _, paths = run(document, tmp_path)
+    trials = read_trials(paths)
+    assert list(trials["status"]) == ["completed", "completed"]
+    assert set(trials["fusion"]) == {"train_seconds is an objective: a fused member's training time is its whole cohort's"}
+    assert (trials["objective_train_seconds"] > 0).all()
+
+
+def test_a_fused_study_ends_at_its_goal_and_at_its_time_budget(ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("goal", 4)
+    document["scheduler"] = "none"
+    document["objective"] = {"metric": "val_acc", "goal": 0.5}
+    document["train"] = {**document["train"], "max_epochs": 20}
+    document["budget"] = {"num_samples": 40, "max_concurrent": 4}
+    _, paths = run(document, tmp_path / "goal")
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed"
+    winners = trials[trials["status"] == "reached_goal"]
+    assert len(winners) >= 1 and (winners["objective"] >= 0.5).all()
+    assert len(trials) < 40, "no trial started after the goal was reached"
+    assert set(trials["status"]) <= {"reached_goal", "interrupted"}
+
+    document = {**study_document("budget", 4), "scheduler": "none"}
+    document["train"] = {**document["train"], "max_epochs": 100_000}
+    document["budget"] = {"num_samples": 4, "max_concurrent": 4, "time_budget_s": 4}
+    _, paths = run(document, tmp_path / "budget")
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed"
+    assert list(trials["status"]) == ["interrupted"] * 4
+    assert (trials["stop_reason"] == "still running when the study ended (time budget or interrupt)").all()
+    assert (trials["epochs"] >= 1).all() and (trials["epochs"] < 100_000).all()

@@ -17,11 +17,10 @@ from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.driver_lock import driver_lock
 from tunelab.store.schema import FINISHED, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING
-from tunelab.tune.fusion_wiring import release_host
 from tunelab.tune.local_ray import start_ray
 from tunelab.tune.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.tune.store_callback import now
-from tunelab.tune.tuner import can_restore, fit_noticing_ctrl_c, new_study_tuner, restored_tuner
+from tunelab.tune.tuner import StudyRun, can_restore, new_study, restored_study
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
             if paths.exists():  # another run of this name started since check_storage
                 raise study_exists(paths)
             ray_log.write_to(paths.root / RAY_LOG)
-            tuner = new_study_tuner(spec, data, paths, echo)
-            return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+            return fit_study(new_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
 
 
 def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) -> StudyOutcome:
@@ -105,9 +103,9 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     if study["status"] == STUDY_COMPLETED:
         raise BadInputError(f"study {name!r} already completed; nothing to resume")
     check_own_folder(paths.root)
-    if not can_restore(paths):
-        raise BadInputError(f"{paths.root} has no Ray experiment state to resume from")
     spec = parse_spec(str(study["spec_yaml"]), f"{paths.study} (spec_yaml)")
+    if not can_restore(spec, paths):
+        raise BadInputError(f"{paths.root} has no saved state of its driver to resume from")
     data = load_study_data(spec)
     ray_started = time.monotonic()
     start_ray()
@@ -117,8 +115,7 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
     echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
     StudyWriter(paths).update_study(status=STUDY_RUNNING, resumed_at=now())
-    tuner = restored_tuner(spec, data, paths)
-    return fit_study(tuner, spec, paths, echo, started, ray_start_seconds)
+    return fit_study(restored_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
 
 
 def check_own_folder(folder: Path) -> None:
@@ -136,20 +133,19 @@ def check_own_folder(folder: Path) -> None:
 
 
 def fit_study(
-    tuner: Any, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
+    run: StudyRun, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
 ) -> StudyOutcome:
-    """Run the tuner to its end, keep the study's status true, then the follow-ups the file asks for.
+    """Run the study to its end, keep the study's status true, then the follow-ups the file asks for.
 
     Ctrl-C (SIGINT) ends the study as `interrupted`, resumable, and raises StudyInterrupted."""
     status = STUDY_FAILED
     try:
-        interrupted = fit_noticing_ctrl_c(tuner)
+        interrupted = run.fit()
         status = STUDY_INTERRUPTED if interrupted else STUDY_COMPLETED
     except KeyboardInterrupt:
         status = STUDY_INTERRUPTED
         raise StudyInterrupted(spec.name) from None
     finally:
-        release_host(paths)
         StudyWriter(paths).update_study(status=status, finished_at=now())
     if interrupted:
         raise StudyInterrupted(spec.name)

@@ -5,8 +5,8 @@ fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follo
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
 Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
-FUSED_MODELS, learning-rate schedules, gradient clipping, and optimisers other than
-SGD and Adam. Batch norm is fused with each member's own running statistics (stacked buffers
+FUSED_MODELS, learning-rate schedules, gradient clipping, optimisers other than SGD and Adam,
+and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time). Batch norm is fused with each member's own running statistics (stacked buffers
 that vmap updates member by member). Dropout is fused, each member at its own rate with its own masks
 (`member_dropout`): equal to the trial alone in distribution, not bit for bit.
 """
@@ -36,6 +36,8 @@ def fusion_refusal(plan: TrialPlan) -> str | None:
         return f"learning-rate schedule {knobs['lr_schedule']!r} is not fused"
     if knobs["grad_clip_norm"] > 0:
         return "gradient clipping is not fused"
+    if any(metric == "train_seconds" for metric, _ in plan.rules.objectives):
+        return "train_seconds is an objective: a fused member's training time is its whole cohort's"
     return None
 
 

@@ -49,7 +49,7 @@ def save_state_bytes(saved: bytes, path: Path) -> None:
 
 
 def state_bytes(state: dict[str, Any]) -> bytes:
-    # torch imported here, not above: a fused member's process (tunelab.tune.fused_member) never needs it.
+    # torch imported here, not above: importing this module stays light.
     import torch
 
     buffer = io.BytesIO()

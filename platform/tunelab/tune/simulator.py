@@ -24,10 +24,11 @@ from tunelab.from_spec import load_study_data, study_setup
 from tunelab.metrics import EPOCH_ROWS, TRIAL_END, epoch_row
 from tunelab.spec import Spec
 from tunelab.store import StudyPaths, StudyWriter
-from tunelab.store.schema import REACHED_GOAL, STUDY_COMPLETED
+from tunelab.store.schema import STUDY_COMPLETED
 from tunelab.training.epoch_end import BestTracker, judge_epoch
 from tunelab.training.plan import TrainingRules
 from tunelab.tune.store_callback import now
+from tunelab.tune.study_events import StudyEvents
 from tunelab.tune.tuner import StudyParts, begin_study
 
 # A configuration's epochs as it would train them, first to last: each epoch's metrics
@@ -78,35 +79,27 @@ class Simulation:
 def simulate_study(spec: Spec, storage: Path, curve: LearningCurve, echo: Callable[[str], None] = lambda line: None
                    ) -> Simulation:
     """Run `spec` as `tunelab run` would, each trial replaying `curve(config)`; write its store."""
-    from ray.tune.schedulers import TrialScheduler
-    from ray.tune.search import Searcher
-
     paths = StudyPaths.of(storage, spec.name)
     if paths.root.exists():
         raise BadInputError(f"study {spec.name!r} already exists in {paths.root.parent}")
     parts = begin_study(spec, load_study_data(spec), paths, echo)
-    parts.scheduler.set_search_properties(parts.metric, parts.mode)
     rules = study_setup(spec).rules
     budget = spec.budget.time_budget_s or float("inf")
     trials: list[ReplayedTrial] = []
+    events = StudyEvents(parts, trials)
     ending: list[tuple[float, int, ReplayedTrial]] = []  # (when its next epoch ends, order, trial)
     order = itertools.count()
-    for callback in parts.callbacks:
-        callback.setup()
-    for callback in parts.callbacks:
-        callback.on_step_begin(0, trials)
+    events.begin()
 
     def start(at: float) -> bool:
         trial_id = f"sim{len(trials):05d}"
-        config = parts.search.suggest(trial_id)
-        if config is None or config == Searcher.FINISHED:
+        config = events.suggest(trial_id)
+        if config is None:
             return False
-        trial = ReplayedTrial(trial_id, dict(config), curve(config), at, BestTracker(rules.objective_mode),
+        trial = ReplayedTrial(trial_id, config, curve(config), at, BestTracker(rules.objective_mode),
                               BestTracker(rules.monitor_mode, rules.min_delta))
         trials.append(trial)
-        parts.scheduler.on_trial_add(None, trial)
-        for callback in parts.callbacks:
-            callback.on_trial_start(0, trials, trial)
+        events.started(trial)
         heapq.heappush(ending, (at + trial.curve[0].get("epoch_seconds", 1.0), next(order), trial))
         return True
 
@@ -117,26 +110,14 @@ def simulate_study(spec: Spec, storage: Path, curve: LearningCurve, echo: Callab
         clock, _, trial = heapq.heappop(ending)
         if clock > budget:
             break
-        result = trial.next_epoch(rules, clock)
-        decision = parts.scheduler.on_trial_result(None, trial, result)
-        ended = TRIAL_END in result or decision == TrialScheduler.STOP
-        if not ended:
-            parts.search.on_trial_result(trial.trial_id, result)
-        for callback in parts.callbacks:
-            callback.on_trial_result(0, trials, trial, result)
-        if not ended:
+        if not events.result(trial, trial.next_epoch(rules, clock)):
             next_end = clock + trial.curve[trial.epoch].get("epoch_seconds", 1.0)
             heapq.heappush(ending, (next_end, next(order), trial))
             continue
-        parts.search.on_trial_complete(trial.trial_id, result)
-        parts.scheduler.on_trial_complete(None, trial, result)
-        for callback in parts.callbacks:
-            callback.on_trial_complete(0, trials, trial)
-        if result.get(TRIAL_END) == REACHED_GOAL:
+        if events.completed(trial):
             break  # the study's goal: the study ends, as GoalStopper ends it
         if len(trials) < parts.num_samples:
             start(clock)
-    for callback in parts.callbacks:
-        callback.on_experiment_end(trials)
+    events.end()
     StudyWriter(paths).update_study(status=STUDY_COMPLETED, finished_at=now())
     return Simulation(paths, parts, trials, clock)

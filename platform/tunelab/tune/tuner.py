@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import yaml
 
@@ -22,7 +22,7 @@ from tunelab.store import StudyPaths, StudyWriter
 from tunelab.store.atomic import write_text_atomic
 from tunelab.store.schema import STUDY_RUNNING
 from tunelab.training import trial_state
-from tunelab.tune.fusion_wiring import concurrent_trials, fused_study_trainable, fusing
+from tunelab.tune.fusion_wiring import concurrent_trials, fusing
 from tunelab.tune.stopping import GoalStopper
 from tunelab.tune.store_callback import now
 
@@ -30,8 +30,9 @@ from tunelab.tune.store_callback import now
 @dataclass(frozen=True)
 class StudyParts:
     """What decides a study, as `tunelab run` builds it from the Spec: the searcher, the
-    scheduler and the driver's callbacks (the store writer and the progress line). The tuner
-    runs them with Ray; `tune.simulator` runs the same objects on replayed learning curves."""
+    scheduler and the driver's callbacks (the store writer and the progress line). Ray Tune's
+    loop runs them; so do a fused study's driver (`fused_study`) and the simulator, on Ray
+    Tune's order of calls (`study_events`)."""
 
     search: Any  # StudySearch
     scheduler: Any  # a Ray Tune TrialScheduler
@@ -44,6 +45,42 @@ class StudyParts:
 
 def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> StudyParts:
     """Write the study's row, then build its searcher, scheduler and callbacks."""
+    parts = study_parts(spec, paths, echo)
+    writer = StudyWriter(paths)
+    objectives = study_objectives(spec)
+    writer.update_study(
+        name=spec.name,
+        description=spec.description,
+        spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
+        dataset=spec.dataset.name,
+        task=data.task,
+        # JSON text: the confusion matrices' rows and columns, in class-index order.
+        class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
+        model=spec.model.name,
+        objective_metric=parts.metric,
+        objective_mode=parts.mode,
+        **({"objectives": objectives_json(objectives)} if objectives else {}),
+        searcher=spec.searcher.name,
+        scheduler=spec.scheduler.name,
+        rung_epochs=rung_epochs(spec),
+        max_epochs=spec.train.max_epochs,
+        num_samples=parts.num_samples,
+        max_concurrent=parts.max_concurrent,
+        status=STUDY_RUNNING,
+        started_at=now(),
+        finished_at=None,
+    )
+    if data.preprocessing is not None:
+        write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
+    echo(
+        f"study {spec.name}: {parts.num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
+        f"{spec.searcher.name} + {spec.scheduler.name}, {parts.max_concurrent} at a time → {paths.root}"
+    )
+    return parts
+
+
+def study_parts(spec: Spec, paths: StudyPaths, echo: Callable[[str], None]) -> StudyParts:
+    """The study's searcher, scheduler and callbacks, as the Spec asks for them."""
     from tunelab.tune.optuna_search import DefineByRun, StudySearch
     from tunelab.tune.progress import ProgressCallback
     from tunelab.tune.store_callback import StoreCallback
@@ -57,37 +94,6 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
     # The scheduler and the progress line judge the primary objective; Optuna learns them all.
     metric, mode = spec.primary_objective.metric, spec.objective_mode
     objectives = study_objectives(spec)
-
-    writer = StudyWriter(paths)
-    writer.update_study(
-        name=spec.name,
-        description=spec.description,
-        spec_yaml=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
-        dataset=spec.dataset.name,
-        task=data.task,
-        # JSON text: the confusion matrices' rows and columns, in class-index order.
-        class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
-        model=spec.model.name,
-        objective_metric=metric,
-        objective_mode=mode,
-        **({"objectives": objectives_json(objectives)} if objectives else {}),
-        searcher=searcher.name,
-        scheduler=scheduler.name,
-        rung_epochs=rung_epochs(spec),
-        max_epochs=spec.train.max_epochs,
-        num_samples=num_samples,
-        max_concurrent=max_concurrent,
-        status=STUDY_RUNNING,
-        started_at=now(),
-        finished_at=None,
-    )
-    if data.preprocessing is not None:
-        write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
-    echo(
-        f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
-        f"{searcher.name} + {scheduler.name}, {max_concurrent} at a time → {paths.root}"
-    )
-
     store = StoreCallback(paths, objective=metric, scheduler_name=scheduler.name, objectives=objectives or None)
     search = StudySearch(
         space=DefineByRun(spec.search_space),
@@ -107,11 +113,46 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
     )
 
 
-def new_study_tuner(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> Any:
-    """The study begun (its row written) and its Ray Tune tuner, ready to fit."""
+class StudyRun(Protocol):
+    """A study ready to run: `fit()` runs it to its end; True when Ctrl-C ended it (resumable)."""
+
+    def fit(self) -> bool: ...
+
+
+def new_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> StudyRun:
+    """The study begun (its row written), ready to fit: on Ray Tune, or as a fused study."""
+    if fusing(spec):
+        from tunelab.tune.fused_study import FusedStudy
+
+        return FusedStudy.begin(spec, data, paths, study_setup(spec), echo)
+    return RayTuneStudy(ray_tuner(spec, data, paths, begin_study(spec, data, paths, echo)))
+
+
+def restored_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> StudyRun:
+    """The study as its driver last saved it: finished trials stay, unfinished ones continue."""
+    if fusing(spec):
+        from tunelab.tune.fused_study import FusedStudy
+
+        return FusedStudy.restore(spec, data, paths, study_setup(spec), echo)
     from ray import tune
 
-    parts = begin_study(spec, data, paths, echo)
+    return RayTuneStudy(tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths),
+                                           resume_unfinished=True))
+
+
+def can_restore(spec: Spec, paths: StudyPaths) -> bool:
+    if fusing(spec):
+        from tunelab.tune.fused_study import FusedStudy
+
+        return FusedStudy.can_restore(paths)
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(paths.root))
+
+
+def ray_tuner(spec: Spec, data: Splits, paths: StudyPaths, parts: StudyParts) -> Any:
+    from ray import tune
+
     return tune.Tuner(
         study_trainable(spec, data, paths),
         tune_config=tune.TuneConfig(
@@ -142,51 +183,42 @@ def study_trainable(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
 
     from tunelab.tune.trainable import tune_trainable
 
-    if fusing(spec):
-        return fused_study_trainable(spec, data, paths, study_setup(spec))
     return tune.with_resources(
         tune.with_parameters(tune_trainable, data=data, setup=study_setup(spec), study_folder=str(paths.root)),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
 
 
-def fit_noticing_ctrl_c(tuner: Any) -> bool:
-    """`tuner.fit()`; True when Ctrl-C ended it.
+class RayTuneStudy:
+    """A study on Ray Tune's own loop: a trial per Ray worker process."""
 
-    Ray Tune catches the first SIGINT itself: it stops the experiment, saves its state (so it
-    can be resumed) and returns as if the study were done. It swaps its own handler in when
-    the fit starts and puts back the handler it found only when it caught a SIGINT, so the
-    handler in place afterwards tells which happened. A second Ctrl-C reaches ours: it raises
-    KeyboardInterrupt, as Python's own would.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        tuner.fit()  # signals go to the main thread only: nothing to notice here
-        return False
-    previous = signal.getsignal(signal.SIGINT)
+    def __init__(self, tuner: Any) -> None:
+        self.tuner = tuner
 
-    def on_second_ctrl_c(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def fit(self) -> bool:
+        """`tuner.fit()`; True when Ctrl-C ended it.
 
-    signal.signal(signal.SIGINT, on_second_ctrl_c)
-    try:
-        tuner.fit()
-        return signal.getsignal(signal.SIGINT) is on_second_ctrl_c
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        Ray Tune catches the first SIGINT itself: it stops the experiment, saves its state (so it
+        can be resumed) and returns as if the study were done. It swaps its own handler in when
+        the fit starts and puts back the handler it found only when it caught a SIGINT, so the
+        handler in place afterwards tells which happened. A second Ctrl-C reaches ours: it raises
+        KeyboardInterrupt, as Python's own would.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            self.tuner.fit()  # signals go to the main thread only: nothing to notice here
+            return False
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_second_ctrl_c(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_second_ctrl_c)
+        try:
+            self.tuner.fit()
+            return signal.getsignal(signal.SIGINT) is on_second_ctrl_c
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def trial_folder_name(trial: Any) -> str:
     return trial_state.trial_folder_name(trial.trial_id)
-
-
-def can_restore(paths: StudyPaths) -> bool:
-    from ray import tune
-
-    return tune.Tuner.can_restore(str(paths.root))
-
-
-def restored_tuner(spec: Spec, data: Splits, paths: StudyPaths) -> Any:
-    """The study's tuner as Ray saved it: finished trials stay, unfinished ones continue."""
-    from ray import tune
-
-    return tune.Tuner.restore(str(paths.root), trainable=study_trainable(spec, data, paths), resume_unfinished=True)
