@@ -1,4 +1,5 @@
-"""GPU packing: samples per second per trial and in total, with 1, 2, 4 and 8 trials per GPU.
+"""GPU packing: samples per second per trial and in total, with 1, 2, 4 and 8 trials per GPU;
+and (--fused) fused cohorts of 1 … 64 small models on one GPU against one at a time.
 
 The same fixed MNIST-1D MLP configurations run through tunelab once per packing, each in a
 fresh process: `resources.gpu` is 1/packing, so Ray places that many trials on each GPU at
@@ -13,6 +14,16 @@ the samples per second of all trials together.
                                         # exactly like a real one, trials train on the CPU
 
 The smoke mode checks the packing and the figures, not GPU speed.
+
+--fused trains one MNIST-1D MLP (40 → 256 → 256 → 10, about 79,000 parameters, batch 128, Adam,
+5 epochs on 6,000 rows), each member with its own learning rate, as one fused cohort of 1, 2, 4,
+8, 16, 32 and 64 members in this process (`bench/fused_cohorts.py`), and 8 of the configurations
+one at a time (`train_trial` in a loop). Printed per way: the models, the wall seconds, the
+samples per second (training rows × epochs × models ÷ wall) and the speed-up over one at a time.
+
+    python bench/gpu.py --fused                 # needs CUDA
+    python bench/gpu.py --fused --members 1,32
+    python bench/gpu.py --fused --smoke         # on the CPU, tiny sizes: checks the figures, not speed
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fused_cohorts import COHORT_SIZES, run_fused
 
 PACKINGS = (1, 2, 4, 8)
 GRID = {"learning_rate": [0.001, 0.003], "batch_size": [256, 1024], "depth": [2, 3], "dropout": [0.0, 0.2]}
@@ -168,9 +181,11 @@ def report(rows: list[Packed], work: Workload, device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes on one logical GPU (no CUDA needed)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on one logical GPU (no CUDA needed); with --fused, on the CPU")
     parser.add_argument("--packings", default=",".join(map(str, PACKINGS)), help="trials per GPU, comma-separated")
-    parser.add_argument("--keep", type=Path, help="keep experiment files, logs and results in this folder")
+    parser.add_argument("--fused", action="store_true", help="fused cohorts of small models against one at a time")
+    parser.add_argument("--members", default=",".join(map(str, COHORT_SIZES)), help="--fused: members per cohort, comma-separated")
+    parser.add_argument("--keep", type=Path, help="keep experiment files, logs and results in this folder (--fused keeps none)")
     parser.add_argument("--run-packing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -182,12 +197,13 @@ def main() -> None:
         run_packing(args.spec, args.out, args.logical_gpus)
         exit_without_teardown()
 
-    try:
-        packings = [int(value) for value in args.packings.split(",") if value]
-    except ValueError:
-        parser.error(f"--packings: expected whole numbers separated by commas, got {args.packings!r}")
-    if not packings or min(packings) < 1:
-        parser.error(f"--packings: expected whole numbers of at least 1, got {args.packings!r}")
+    if args.fused:
+        sizes = counts(parser, "--members", args.members)
+        if not args.smoke and not visible_gpus():
+            sys.exit("bench/gpu.py --fused: no CUDA device here; run it on a GPU machine, or --smoke on the CPU")
+        print(run_fused(args.smoke, sizes))
+        return
+    packings = counts(parser, "--packings", args.packings)
     work, logical_gpus = (SMOKE, 1) if args.smoke else (FULL, 0)
     if not args.smoke and not visible_gpus():
         sys.exit("bench/gpu.py: no CUDA device here; run it on a GPU machine, or --smoke to check it on one logical GPU")
@@ -203,6 +219,17 @@ def main() -> None:
             print(f"  {time.time() - started:.0f} s", flush=True)
         print()
         print(report(rows, work, device))
+
+
+def counts(parser: argparse.ArgumentParser, option: str, text: str) -> list[int]:
+    """Whole numbers of at least 1, separated by commas."""
+    try:
+        values = [int(value) for value in text.split(",") if value]
+    except ValueError:
+        parser.error(f"{option}: expected whole numbers separated by commas, got {text!r}")
+    if not values or min(values) < 1:
+        parser.error(f"{option}: expected whole numbers of at least 1, got {text!r}")
+    return values
 
 
 def gpu_names() -> str:

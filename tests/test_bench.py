@@ -208,6 +208,31 @@ def test_gpu_packing_puts_that_many_trials_on_a_gpu_at_once(tmp_path: Path) -> N
     assert rows[1][6] == "1.00×"
 
 
+def test_gpu_fused_prints_every_cohort_size_against_one_at_a_time(tmp_path: Path) -> None:
+    # No GPU here: --fused --smoke trains on the CPU at tiny sizes, in one process without Ray.
+    # What it checks is that every cohort size ran and its figures agree with one another.
+    import re
+
+    output = run_bench("gpu.py", tmp_path, "--fused")
+    title = re.search(r"(\d+) training rows, batch \d+, Adam, (\d+) epoch\(s\); CPU", output)
+    assert title, output
+    samples_per_model = int(title.group(1)) * int(title.group(2))
+    header = next(line for line in output.splitlines() if line.split()[:1] == ["way"])
+    for column in ("models", "wall s", "samples/s", "vs one at a time"):
+        assert column in header
+    rows = [line.split() for line in output.splitlines() if line.split()[:1] in (["one-at-a-time"], ["fused"])]
+    assert [(row[0], int(row[1])) for row in rows] == [("one-at-a-time", 4)] + [("fused", size) for size in (1, 2, 4, 8, 16, 32, 64)]
+    baseline = float(rows[0][3].replace(",", ""))
+    for way, models, wall, samples_per_s, speed_up in rows:
+        wall_s, rate = float(wall), float(samples_per_s.replace(",", ""))
+        # samples/s = rows × epochs × models ÷ wall, the wall printed to 0.01 s: within its rounding.
+        samples = samples_per_model * int(models)
+        assert samples / (wall_s + 0.005) - 1 <= rate <= samples / max(wall_s - 0.005, 1e-9) + 1, (way, models)
+        # The speed-up over one at a time, from the unrounded rates: within rounding of the printed ones.
+        assert float(speed_up.removesuffix("×")) == pytest.approx(rate / baseline, rel=2e-3, abs=0.006), (way, models)
+    assert rows[0][4] == "1.00×"
+
+
 @pytest.mark.ray
 def test_own_data_prints_reading_costs_and_the_time_to_the_first_trial(tmp_path: Path) -> None:
     import re

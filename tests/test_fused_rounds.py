@@ -1,5 +1,6 @@
-"""`tunelab biasvar` rounds as one fused cohort: each round's model is the one its round trains
-alone (bootstrap: its own resampled rows; seeds: its own initialisation and shuffling)."""
+"""`tunelab biasvar` rounds and `tunelab confirm` replicates as one fused cohort: each round's
+model is the one its round trains alone (bootstrap: its own resampled rows; seeds: its own
+initialisation and shuffling), each replicate ends as it does alone."""
 
 from __future__ import annotations
 
@@ -29,3 +30,28 @@ def test_fused_rounds_are_the_rounds_trained_alone(method: str) -> None:
     for index, outputs in enumerate(fused):
         assert outputs == pytest.approx(train_round(plan, data, method, index), rel=1e-3, abs=1e-4), index
     assert not np.allclose(fused[0], fused[1]), "the rounds differ, as the method means them to"
+
+
+def test_fused_replicates_are_the_replicates_trained_alone_each_to_its_own_end() -> None:
+    from tunelab.trust.retrain import fused_replicates, replicate
+
+    data: Splits = load_splits("digits", {}, 0.2, 0.2, seed=0, max_train_samples=400)
+    # Patience 1 with a large min_delta: replicates stop early, at epochs of their own.
+    rules = TrainingRules(max_epochs=8, objective="val_acc", objective_mode="max", patience=1, min_delta=0.02,
+                          monitor="val_loss", monitor_mode="min", seed=0)
+    # No batch norm with Adam: the bias before a batch norm has a gradient of float noise, which
+    # Adam scales up to full steps (fused or alone, different noise), and eval mode's running
+    # mean carries it into the outputs.
+    plan = TrialPlan("mlp", {"width": 32},
+                     resolve_params(TRAINING_KNOBS, {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 32}), rules)
+    fused = fused_replicates(data, plan, 4, threads=1, gpu=False)
+    alone = [replicate(data, plan, index, resplit=False, threads=1, gpu=False) for index in range(4)]
+    assert [row["replicate"] for row in fused] == [0, 1, 2, 3]
+    for together, by_itself in zip(fused, alone):
+        assert set(together) == set(by_itself)
+        for name, value in by_itself.items():
+            if isinstance(value, float):
+                assert together[name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
+            else:
+                assert together[name] == value, name
+    assert len({row["epochs"] for row in alone}) > 1, "the replicates end at epochs of their own"

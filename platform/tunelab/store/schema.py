@@ -126,7 +126,8 @@ SIDE_TABLES: tuple[Table, ...] = (
     Table(f"{BIASVAR_TABLE}`, `{LEARNING_CURVES_TABLE}", "trial × method, trial × training share",
           summary="written by `tunelab biasvar` (see above)"),
     Table(CONFIRM_TABLE, "trial × seed", summary="written by `tunelab confirm`: replicate, seed, resplit, objective "
-          "(best validation value), best_epoch, epochs, end, test metrics"),
+          "(best validation value), best_epoch, epochs, end, test metrics; fusion (fused studies: `fused`, or why the "
+          "replicates trained alone)"),
     Table(f"{AUDIT_TABLE}`, `{AUDIT_EPOCHS_TABLE}", "continued trial, its epochs", summary="written by `tunelab "
           "audit`: stop_epoch, value_at_stop, best_objective, epochs, end, test metrics; the continued curve"),
     Table(PREPROCESSING_FILE, "study", summary="what was fitted on the training rows: input (and regression target) "

@@ -25,9 +25,33 @@ def replicate(data: Splits, plan: TrialPlan, index: int, resplit: bool, threads:
     from tunelab.tune.ray_tasks import on_device
     from tunelab.training.loop import train_trial
 
-    seed = plan.rules.seed + REPLICATE_SEED_OFFSET + index
-    plan = dataclasses.replace(plan, device=on_device(threads, gpu), rules=dataclasses.replace(plan.rules, seed=seed))
+    plan = replicate_plan(plan, index, on_device(threads, gpu))
+    seed = plan.rules.seed
     metrics = train_trial(plan, resplit_data(data, seed) if resplit else data, _ignore).metrics
+    return replicate_row(index, seed, resplit, metrics)
+
+
+def fused_replicates(data: Splits, plan: TrialPlan, replicates: int, threads: float, gpu: bool) -> list[dict[str, Any]]:
+    """Replicates 0 … replicates-1 of the configuration as members of one fused cohort
+    (`tunelab.fusion.rounds`), each row the one `replicate` gives without `resplit` (a cohort
+    shares its splits)."""
+    from tunelab.fusion.rounds import fused_trial_ends
+    from tunelab.tune.ray_tasks import on_device
+
+    device = on_device(threads, gpu)
+    plans = [replicate_plan(plan, index, device) for index in range(replicates)]
+    return [replicate_row(index, member.rules.seed, False, metrics)
+            for index, (member, metrics) in enumerate(zip(plans, fused_trial_ends(plans, data)))]
+
+
+def replicate_plan(plan: TrialPlan, index: int, device: str) -> TrialPlan:
+    """The configuration with replicate `index`'s seed, on the device."""
+    seed = plan.rules.seed + REPLICATE_SEED_OFFSET + index
+    return dataclasses.replace(plan, device=device, rules=dataclasses.replace(plan.rules, seed=seed))
+
+
+def replicate_row(index: int, seed: int, resplit: bool, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A replicate's row in `confirm.parquet`, from its last report."""
     return {
         "replicate": index,
         "seed": seed,

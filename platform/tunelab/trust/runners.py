@@ -14,6 +14,8 @@ import pandas as pd
 
 from tunelab.store.schema import STOPPED_EARLY, STUDY_RUNNING, WITH_A_FINAL_RESULT
 from tunelab.errors import BadInputError
+from tunelab.fusion.cohort import fusion_refusal
+from tunelab.fusion.messages import FUSED
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
 from tunelab.store.layout import AUDIT_EPOCHS_TABLE, AUDIT_TABLE, CONFIRM_TABLE
@@ -21,11 +23,13 @@ from tunelab.store.side_tables import merge_rows
 from tunelab.stored_study import trial_params
 from tunelab.summary import rank_trials
 from tunelab.training.plan import TrialPlan
-from tunelab.trust.retrain import continue_stopped, replicate
+from tunelab.trust.retrain import continue_stopped, fused_replicates, replicate
 
 # Audit about this share of the stopped trials by default, and at least this many.
 AUDIT_SHARE = 0.10
 AUDIT_AT_LEAST = 4
+# A fused cohort's members share their splits; resplit replicates each have their own.
+RESPLIT_NOT_FUSED = "each replicate's own train/validation split (--resplit) is not fused"
 
 
 def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit: bool = False,
@@ -42,14 +46,28 @@ def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit
     chosen = scored.head(top)
     from tunelab.tune.ray_tasks import Job
 
-    jobs = [Job((row["trial_id"], index), f"trial {int(row['trial_number'])} seed {index}", replicate,
-                (_as_trained(spec, row), index, resplit, spec.resources.cpu, spec.resources.gpu > 0))
-            for row in chosen.to_dict("records") for index in range(seeds)]
+    plans = {row["trial_id"]: _as_trained(spec, row) for row in chosen.to_dict("records")}
+    # A fused study fuses each configuration's replicates too: one Ray task trains them all.
+    fusion = {trial_id: _replicates_fusion(plan, resplit) for trial_id, plan in plans.items()} if spec.train.fuse != "off" else {}
+    jobs = []
+    threads, gpu = spec.resources.cpu, spec.resources.gpu > 0
+    for row in chosen.to_dict("records"):
+        plan, label = plans[row["trial_id"]], f"trial {int(row['trial_number'])}"
+        if fusion.get(row["trial_id"]) == FUSED:
+            jobs.append(Job((row["trial_id"], FUSED), f"{label} {seeds} seeds (fused)", fused_replicates,
+                            (plan, seeds, threads, gpu)))
+        else:
+            jobs.extend(Job((row["trial_id"], index), f"{label} seed {index}", replicate, (plan, index, resplit, threads, gpu))
+                        for index in range(seeds))
+    fused = sum(1 for word in fusion.values() if word == FUSED)
     echo(f"confirm {study}: {top} configuration(s) × {seeds} seeds{' on new train/validation splits' if resplit else ''} "
-         f"→ {len(jobs)} Ray tasks")
+         f"→ {len(jobs)} Ray tasks{f' ({fused} configuration(s) fused)' if fused else ''}")
     results = _run(spec, jobs, echo)
-    rows = [{"trial_id": trial_id, "trial_number": int(chosen.set_index("trial_id").loc[trial_id, "trial_number"]),
-             **result, "created_at": datetime.now(timezone.utc)} for (trial_id, _), result in sorted(results.items())]
+    numbers = chosen.set_index("trial_id")["trial_number"]
+    rows = [{"trial_id": trial_id, "trial_number": int(numbers[trial_id]), **one,
+             **({"fusion": fusion[trial_id]} if fusion else {}), "created_at": datetime.now(timezone.utc)}
+            for (trial_id, job), result in results.items() for one in (result if job == FUSED else [result])]
+    rows.sort(key=lambda row: (row["trial_id"], row["replicate"]))
     table = pd.DataFrame(rows)
     if rows:
         # A new confirmation of a trial replaces its old replicates.
@@ -138,6 +156,14 @@ def _as_trained(spec: Spec, row: dict[str, Any]) -> TrialPlan:
     if row["status"] != STOPPED_EARLY:
         return plan
     return dataclasses.replace(plan, rules=dataclasses.replace(plan.rules, max_epochs=int(row["stop_epoch"])))
+
+
+def _replicates_fusion(plan: TrialPlan, resplit: bool) -> str:
+    """`fused`, or why a fused study's configuration has its replicates trained alone (the
+    words of the trials table's `fusion` column)."""
+    if resplit:
+        return RESPLIT_NOT_FUSED
+    return fusion_refusal(plan) or FUSED
 
 
 def _run(spec: Spec, jobs: list[Any], echo: Callable[[str], None]) -> dict[Any, Any]:
