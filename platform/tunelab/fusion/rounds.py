@@ -6,7 +6,6 @@ Each member's result is the one its retraining alone gives (tested to float tole
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,9 @@ import torch
 from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.datasets import Splits
 from tunelab.fusion.cohort import fusion_refusal
-from tunelab.fusion.engine import FusedArchitecture, MemberTraining
+from tunelab.fusion.engine import FusedArchitecture
+from tunelab.fusion.member import FusedMember, timed_epoch
 from tunelab.metrics import TRIAL_END
-from tunelab.training import loop
-from tunelab.training.epoch_end import BestTracker, judge_epoch
 from tunelab.training.plan import TrialPlan
 
 
@@ -42,53 +40,20 @@ def fused_round_outputs(plan: TrialPlan, data: Splits, method: str, rounds: int)
     return [outputs.cpu().numpy().astype(np.float64) for outputs in architecture.outputs(members, test_x)]
 
 
-@dataclass
-class _Retraining:
-    """One member on its way to its own end, with the bookkeeping `train_trial` keeps."""
-
-    training: MemberTraining
-    objective: BestTracker
-    patience: BestTracker
-    best_weights: dict[str, torch.Tensor]
-    epoch: int = 0
-
-
 def fused_trial_ends(plans: list[TrialPlan], data: Splits) -> list[dict[str, Any]]:
     """Train every plan (one configuration, members differing by seed) as members of one fused
     cohort, each to its own end: max_epochs, its patience, its goal or divergence. Each one's
     last report as `train_trial` gives it (epoch, best_epoch, best_objective, trial_end and its
-    best weights' test metrics), without the timings and the model's costs."""
+    best weights' test metrics)."""
     architecture = FusedArchitecture(plans[0], data)
-    retrainings = []
-    for plan in plans:
-        training = architecture.new_member(plan)
-        retrainings.append(_Retraining(training, BestTracker(plan.rules.objective_mode),
-                                       BestTracker(plan.rules.monitor_mode, plan.rules.min_delta), training.weights()))
+    members = [FusedMember.start(architecture, plan) for plan in plans]
     last_reports: dict[int, dict[str, Any]] = {}
     while len(last_reports) < len(plans):
         # A member that ended leaves; the others go on without it.
         present = [index for index in range(len(plans)) if index not in last_reports]
-        members = [retrainings[index].training for index in present]
-        architecture.train_epoch(members)
-        for index, measured in zip(present, architecture.measure(members)):
-            report = _judged(architecture, data, retrainings[index], measured)
+        measured, training_seconds = timed_epoch(architecture, [members[index] for index in present])
+        for index, figures in zip(present, measured):
+            report = members[index].judged(architecture, data, figures, training_seconds)
             if TRIAL_END in report:
                 last_reports[index] = report
     return [last_reports[index] for index in range(len(plans))]
-
-
-def _judged(architecture: FusedArchitecture, data: Splits, retraining: _Retraining,
-            measured: dict[str, float]) -> dict[str, Any]:
-    """The member's epoch report and its end, as `train_trial` makes them."""
-    plan = retraining.training.plan
-    retraining.epoch += 1
-    report: dict[str, Any] = {"epoch": retraining.epoch, "lr": float(plan.knobs["learning_rate"]), **measured}
-    verdict = judge_epoch(report, retraining.epoch, plan.rules, retraining.objective, retraining.patience)
-    if verdict.improved:
-        retraining.best_weights = retraining.training.weights()
-    if verdict.end and verdict.end != "diverged":
-        report.update(loop.final_evaluation(architecture.template, retraining.best_weights, data,
-                                            architecture.task, architecture.device))
-    if verdict.end:
-        report[TRIAL_END] = verdict.end
-    return report
