@@ -80,7 +80,7 @@ def test_a_fused_study_stores_the_tables_of_the_same_study_unfused(ray_runtime: 
     spec, fused = run({**document, "train": {**document["train"], "fuse": 4}}, tmp_path / "fused")
 
     plain, together = read_trials(unfused), read_trials(fused)
-    assert set(together.columns) - set(plain.columns) == {"fusion"}
+    assert set(together.columns) - set(plain.columns) == {"fusion", "cohort"}
     assert (together["fusion"] == "fused").all()
     assert read_study(fused)["status"] == "completed" and len(together) == 4
     plain.index, together.index = params_of(plain), params_of(together)
@@ -221,3 +221,25 @@ def test_a_fused_study_ends_at_its_goal_and_at_its_time_budget(ray_runtime: None
     assert list(trials["status"]) == ["interrupted"] * 4
     assert (trials["stop_reason"] == "still running when the study ended (time budget or interrupt)").all()
     assert (trials["epochs"] >= 1).all() and (trials["epochs"] < 100_000).all()
+
+
+def test_a_structural_parameter_splits_cohorts_and_continuous_ones_never_do(ray_runtime: None, tmp_path: Path) -> None:
+    document = study_document("split", 8)
+    document["scheduler"] = "none"
+    document["budget"] = {"num_samples": 6, "max_concurrent": 6}
+    document["searcher"] = {"name": "grid", "seed": 0}
+    document["search_space"] = {"learning_rate": {"type": "choice", "values": [0.03, 0.1, 0.3]},
+                                "width": {"type": "choice", "values": [16, 32]}}
+    del document["model"]["width"]
+    spec, paths = run(document, tmp_path)
+    trials = read_trials(paths)
+    assert (trials["fusion"] == "fused").all() and len(trials) == 6
+    # One cohort per width, whatever the learning rate.
+    by_width = trials.groupby("param_width")["cohort"].unique()
+    assert all(len(labels) == 1 for labels in by_width)
+    assert by_width[16][0] == "mlp width=16, batch 64, sgd" and by_width[32][0] == "mlp width=32, batch 64, sgd"
+    epochs = read_epochs(paths)
+    for trial in trials.to_dict("records"):
+        expected = alone(spec, {name: trial[f"param_{name}"] for name in ("learning_rate", "width")})
+        rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
+        assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)

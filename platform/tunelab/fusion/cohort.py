@@ -53,6 +53,14 @@ def cohort_key(plan: TrialPlan) -> tuple[Any, ...]:
             plan.knobs["optimizer"])
 
 
+def cohort_label(plan: TrialPlan) -> str:
+    """The cohort key in words, for the trials table: `mlp depth=2 dropout width=128, batch 32, sgd`
+    (a switch such as dropout is named when on)."""
+    model, shapes, batch_size, _seed, optimizer = cohort_key(plan)
+    words = [name if value is True else f"{name}={value}" for name, value in shapes if value is not False]
+    return " ".join([model, *words]) + f", batch {batch_size}, {optimizer}"
+
+
 @dataclass
 class MemberEpoch:
     """One member's figures for one epoch, as the training loop reports them."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
 from tunelab.datasets import Splits
-from tunelab.fusion.cohort import cohort_key, fusion_refusal
+from tunelab.fusion.cohort import cohort_key, cohort_label, fusion_refusal
 from tunelab.fusion.messages import FUSED, EpochAnswer
 from tunelab.metrics import EPOCH_ROWS, TRIAL_END, epoch_row
 from tunelab.spec import Spec
@@ -57,6 +57,7 @@ class MemberTrial:
     trial_id: str
     config: dict[str, Any]
     fusion: str = FUSED  # or why it trains alone
+    cohort: str = ""  # its cohort key in words; none when it trains alone
     key: Hashable = None  # its cohort: members with one key train together
     host: int = 0
     time_before: float = 0.0  # seconds it trained under earlier drivers
@@ -198,6 +199,7 @@ class FusedStudy:
             refusal = "its saved state is an unfused trial's: it continues unfused"
         trial.fusion = refusal or FUSED
         trial.key = cohort_key(plan) if refusal is None else ("alone", trial.trial_id)
+        trial.cohort = cohort_label(plan) if refusal is None else ""
         trial.host = self._host_for(trial)
         trial.joined_at = time.monotonic()
         self.changed = True
@@ -290,7 +292,8 @@ class FusedStudy:
     def _report(self, trial: MemberTrial, metrics: dict[str, Any]) -> bool:
         """One epoch of the trial to the study; True when the trial ended with it."""
         result = {**metrics, "training_iteration": metrics["epoch"], "time_total_s": trial.time_total(),
-                  "trial_id": trial.trial_id, "fusion": trial.fusion, **self.placements[trial.host]}
+                  "trial_id": trial.trial_id, "fusion": trial.fusion,
+                  **({"cohort": trial.cohort} if trial.cohort else {}), **self.placements[trial.host]}
         if not self.events.result(trial, result):
             return False
         trial.finished = True

@@ -110,8 +110,9 @@ class StoreCallback(Callback):
         )
         if "node_id" in result and "node_id" not in self.writer.trial(trial.trial_id):
             self.writer.update_trial(trial.trial_id, node_id=result["node_id"], gpu_ids=result.get("gpu_ids", ""))
-        if "fusion" in result:  # a fused study's: "fused", or why the trial trained alone
-            self.writer.update_trial(trial.trial_id, fusion=result["fusion"])
+        for name in ("fusion", "cohort"):  # a fused study's: "fused" and its cohort, or why it trained alone
+            if name in result:
+                self.writer.update_trial(trial.trial_id, **{name: result[name]})
         if "test_confusion" in result:  # JSON text: rows are true classes, columns predictions
             self.writer.update_trial(trial.trial_id, test_confusion=result["test_confusion"])
         self._flush_if_due()
