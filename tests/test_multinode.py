@@ -69,3 +69,25 @@ def test_a_lost_worker_node_costs_its_trials_a_restart_not_the_study(tmp_path: P
     assert read_study(paths)["status"] == "completed"
     assert len(trials) == 6 and set(trials["status"]) == {"completed"}
     assert trials["retries"].fillna(0).sum() >= 1, "the trials on the lost node were restarted"
+
+
+def test_a_fused_study_has_a_fusion_host_per_gpu_and_survives_losing_a_node(tmp_path: Path) -> None:
+    """One fusion host per (logical) GPU, spread over both workers; when a worker node goes, its
+    host's members continue on the other host from their state files."""
+    done = run_on_three_nodes(
+        tmp_path, "fused-nodes", "--remove-a-worker",
+        train={"max_epochs": 40, "batch_size": 16, "fuse": 4, "checkpoint_interval_s": 0,
+               "early_stopping": {"patience": None}},
+        budget={"num_samples": 8, "max_concurrent": None, "max_failures": 3}, resources={"cpu": 1, "gpu": 1},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "removed a worker node" in done.stdout
+    paths = StudyPaths.of(tmp_path / "store", "fused-nodes")
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed" and read_study(paths)["max_concurrent"] == 8, "4 members × 2 hosts"
+    # Searched depth and optimiser make several cohorts; a member may diverge, none is lost.
+    assert len(trials) == 8 and set(trials["status"]) <= {"completed", "diverged"} and (trials["fusion"] == "fused").all()
+    lost = trials[trials["retries"].fillna(0) >= 1]
+    assert len(lost) >= 1, "the members on the lost node were restarted"
+    assert trials["node_id"].nunique() == 2 and (trials["gpu_ids"].str.split(",").map(len) == 1).all(), "a host per GPU"
+    assert (trials.loc[trials["status"] == "completed", "epochs"] == 40).all()

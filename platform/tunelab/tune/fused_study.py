@@ -90,7 +90,7 @@ class FusedStudy:
         self.events = StudyEvents(parts, trials)
         self.run_id = secrets.token_hex(4)  # trial ids: this driver's, numbered
         self.layout: HostLayout = host_layout(spec)
-        self.hosts: list[Any] = []
+        self.hosts: list[Any] = []  # None where a host died and none could take its place
         self.shared: tuple[Any, Any] = (None, None)  # the study's data and setup in Ray's object store
         self.placements: list[dict[str, str]] = []
         self.cohort_limit: dict[Hashable, int] = {}
@@ -156,7 +156,8 @@ class FusedStudy:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             for host in self.hosts:
-                ray.kill(host)
+                if host is not None:
+                    ray.kill(host)
 
     def _run(self, interrupted: threading.Event) -> None:
         import ray
@@ -220,7 +221,7 @@ class FusedStudy:
             on_host = [t for t in placed if t.host == host]
             return sum(1 for t in on_host if t.key == trial.key), len(on_host)
 
-        return min(range(len(self.hosts)), key=load)
+        return min((host for host, actor in enumerate(self.hosts) if actor is not None), key=load)
 
     def _ready(self, trial: MemberTrial) -> None:
         self.ready_counter += 1
@@ -230,8 +231,8 @@ class FusedStudy:
         import ray
 
         busy = {host for host, _ in self.in_flight.values()}
-        for host in range(len(self.hosts)):
-            if host in busy:
+        for host, actor in enumerate(self.hosts):
+            if host in busy or actor is None:
                 continue
             ready = sorted((t for t in self.trials if not t.finished and t.host == host), key=lambda t: t.ready_since)
             try:
@@ -282,9 +283,17 @@ class FusedStudy:
             self.hosts[host].leave.remote(stopped)
 
     def _host_died(self, host: int, error: BaseException) -> None:
-        """The host's process died (killed, out of memory): a new one takes its place, and each
-        of its members starts again from its state file, as a trial whose process died does."""
-        self.hosts[host] = self._new_host()
+        """The host's process died (killed, out of memory, its node lost). A new host takes its
+        place where the cluster has room for one (else its members join the other hosts), and
+        each of its members starts again from its state file, as a trial whose process died."""
+        import ray
+
+        self.hosts[host] = None
+        available = ray.available_resources()
+        if (available.get("CPU", 0) >= self.layout.cpus and available.get("GPU", 0) >= self.layout.gpus) \
+                or not any(actor is not None for actor in self.hosts):
+            self.hosts[host] = self._new_host()
+            self.placements[host] = ray.get(self.hosts[host].placement.remote())
         for trial in [t for t in self.trials if not t.finished and t.host == host]:
             self.joining.pop(trial.trial_id, None)
             self._failed(trial, error)
