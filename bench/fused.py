@@ -14,8 +14,9 @@ and each trained three ways, one after the other on the same machine:
   inprocess   the training loop over the same configurations in a plain Python loop, one trial
               at a time, one thread: no Ray
 
-Wall time counts everything a user waits for (`tunelab run` includes starting Ray); study
-time is the store's started → finished (Ray already up). Member-epochs per second are the
+Wall time counts everything a user waits for (`tunelab run` includes starting and stopping
+Ray, seconds that do not grow with the study); study time is the store's started → finished
+(Ray already up). The fused speed-up is printed on both. Member-epochs per second are the
 trials' epochs over the wall time. Figures from a busy machine mean little: note its load.
 
     python bench/fused.py                  # 64 trials × 5 epochs per study (several minutes)
@@ -121,7 +122,8 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.2f} at the start; "
           f"{trials} trials × {epochs} epochs per study, fused way train.fuse: {fuse}")
-    print(f"{'study':<12} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15}")
+    print(f"{'study':<12} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15} "
+          f"{'on study s':>11}")
     for study in args.studies:
         walls: dict[str, float] = {}
         studies: dict[str, float | None] = {}
@@ -138,7 +140,9 @@ def main() -> None:
         for way in WAYS:
             study_s = "—" if studies[way] is None else f"{studies[way]:.1f}"
             speed_up = f"{walls['unfused'] / walls['fused']:.2f}×" if way == "fused" else "—"
-            print(f"{study:<12} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} {speed_up:>15}")
+            on_study = f"{studies['unfused'] / studies['fused']:.2f}×" if way == "fused" else "—"
+            print(f"{study:<12} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} "
+                  f"{speed_up:>15} {on_study:>11}")
     print(f"load average {os.getloadavg()[0]:.2f} at the end; studies in {folder}")
 
 

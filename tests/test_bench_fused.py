@@ -24,4 +24,6 @@ def test_fused_bench_prints_the_same_trials_three_ways(tmp_path: Path) -> None:
     # The speed-up is printed from the unrounded walls: within rounding of the printed ones.
     assert float(rows[1][5].removesuffix("×")) == pytest.approx(walls["unfused"] / walls["fused"], abs=0.011)
     assert rows[2][3] == "—", "the in-process way has no study of its own"
+    studies = {row[1]: float(row[3]) for row in rows[:2]}
+    assert float(rows[1][6].removesuffix("×")) == pytest.approx(studies["unfused"] / studies["fused"], rel=0.1, abs=0.02)
     assert table_rows(output, {"load"})
