@@ -6,9 +6,7 @@ stops at its rungs, what Optuna is told about them, the rows the store keeps, th
 runs in one process in milliseconds, on curves a test chooses. A replayed trial ends by the rule a
 real one does (`training.epoch_end.judge_epoch`: patience, the goal, divergence, max_epochs).
 
-Calls follow Ray Tune's order for a result: the scheduler decides, a trial that goes on tells the
-searcher, the callbacks see the result; a trial that ends (on its own or stopped) completes with
-the searcher, the scheduler and the callbacks, and the next trial starts in its slot.
+Calls follow Ray Tune's order (`study_events`); a trial that ends frees its slot for the next.
 """
 
 from __future__ import annotations
