@@ -130,3 +130,15 @@ def test_a_model_with_a_layer_it_does_not_know_is_left_to_vmap() -> None:
     assert stacked_model(nn.Sequential(nn.Linear(3, 3), Doubling())) is None
     assert stacked_model(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3, momentum=None))) is None, "a cumulative average"
     assert stacked_model(nn.Sequential(nn.Linear(3, 3), nn.ReLU())) is not None
+
+
+def test_a_flat_row_holds_each_parameter_in_its_own_shape_transposed_or_not() -> None:
+    from tunelab.fusion.flat_optimizer import FlatLayout
+
+    params = {"weight": torch.arange(6.0).view(2, 3), "bias": torch.arange(2.0)}
+    layout = FlatLayout.of(params, frozenset({"weight"}))
+    row = layout.flatten(params)
+    assert row.tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0, 0.0, 1.0], "the weight stored transposed"
+    views = layout.views(torch.stack([row, row * 10]))
+    assert torch.equal(views["weight"][1], params["weight"] * 10) and torch.equal(views["bias"][0], params["bias"])
+    assert torch.equal(layout.flatten({name: view[1] for name, view in views.items()}), row * 10)

@@ -72,12 +72,13 @@ class FusedArchitecture:
         self._build = lambda member_plan: build_model(member_plan.model_name, member_plan.model_params, signature)
         # A real model to evaluate one member's weights at its end (tunelab's final evaluation).
         self.template = self._build(plan).to(self.device)
-        self.layout = FlatLayout.of(dict(self.template.named_parameters()))
         self.buffer_names = [name for name, _ in self.template.named_buffers()]
         self.penalised = [name for name, value in self.template.named_parameters() if value.dim() > 1]  # weights, not biases
         self.skeleton = copy.deepcopy(self.template).to("meta")  # shapes only: each member's tensors are filled in
         self.rate_names = replace_dropout(self.skeleton)
         self.stacked = stacked_model(self.skeleton)  # None: a layer it does not know; vmap runs the model
+        self.layout = FlatLayout.of(dict(self.template.named_parameters()),
+                                    self.stacked.transposed_parameters() if self.stacked is not None else frozenset())
         self.train_x, self.train_y = to_device(data.train_x, data.train_y, self.task, self.device)
         self.val_x, self.val_y = to_device(data.val_x, data.val_y, self.task, self.device)
         n_train = self.train_x.shape[0]

@@ -23,30 +23,44 @@ ADAM_EPS = 1e-8
 
 @dataclass(frozen=True)
 class FlatLayout:
-    """Where each of a model's parameters sits in a member's flat row of P numbers."""
+    """Where each of a model's parameters sits in a member's flat row of P numbers.
+
+    A parameter named in `transposed` is stored with its last two dimensions swapped, and its
+    view shows it in its own shape: a stacked Linear multiplies by the weight's transpose, and
+    autograd then hands back the gradient in that transposed memory; stored so, the weight,
+    its gradient and its moments share one layout, and the optimiser's passes over them run
+    straight through memory."""
 
     names: tuple[str, ...]
     shapes: tuple[torch.Size, ...]
     offsets: tuple[int, ...]
     size: int
+    transposed: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, params: Mapping[str, torch.Tensor]) -> FlatLayout:
+    def of(cls, params: Mapping[str, torch.Tensor], transposed: frozenset[str] = frozenset()) -> FlatLayout:
         offsets, size = [], 0
         for value in params.values():
             offsets.append(size)
             size += value.numel()
-        return cls(tuple(params), tuple(value.shape for value in params.values()), tuple(offsets), size)
+        return cls(tuple(params), tuple(value.shape for value in params.values()), tuple(offsets), size, transposed)
 
     def flatten(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """One member's tensors (by parameter name) as its flat row."""
-        return torch.cat([tensors[name].reshape(-1) for name in self.names])
+        return torch.cat([(tensors[name].transpose(-1, -2) if name in self.transposed else tensors[name]).reshape(-1)
+                          for name in self.names])
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each parameter's view into a flat row (P,) or rows (members, P)."""
+        """Each parameter's view, in its own shape, into a flat row (P,) or rows (members, P)."""
         lead = flat.shape[:-1]
-        return {name: flat[..., offset:offset + shape.numel()].view(*lead, *shape)
-                for name, shape, offset in zip(self.names, self.shapes, self.offsets)}
+        views = {}
+        for name, shape, offset in zip(self.names, self.shapes, self.offsets):
+            block = flat[..., offset:offset + shape.numel()]
+            if name in self.transposed:
+                views[name] = block.view(*lead, *shape[:-2], shape[-1], shape[-2]).transpose(-1, -2)
+            else:
+                views[name] = block.view(*lead, *shape)
+        return views
 
 
 class FlatOptimizer:

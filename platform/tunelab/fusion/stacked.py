@@ -258,6 +258,11 @@ class StackedModel:
     def train(self, mode: bool = True) -> None:
         self.root.train(mode)
 
+    def transposed_parameters(self) -> frozenset[str]:
+        """Parameters whose gradient autograd computes transposed (`FlatLayout.transposed`)."""
+        return frozenset(f"{name}.weight" if name else "weight" for name, layer in self.layers.items()
+                         if isinstance(layer, StackedLinear))
+
 
 def stacked_model(model: nn.Module) -> StackedModel | None:
     """The stacked version of `model` (its copy: the model is left alone), or None when a part of
