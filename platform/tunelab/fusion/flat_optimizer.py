@@ -90,6 +90,9 @@ class FlatOptimizer:
         self.penalised = [name in penalised for name in layout.names]
         self.first_views = list(layout.views(first_moment).values())
         self.second_views = list(layout.views(second_moment).values()) if second_moment is not None else []
+        # Where a step writes its intermediate gradients: a fresh tensor of this size each step
+        # comes from the kernel as zeroed pages (several times the cost of the arithmetic).
+        self.scratch = list(layout.views(torch.empty_like(first_moment)).values())
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], gradients: tuple[torch.Tensor, ...]) -> None:
@@ -107,10 +110,11 @@ class FlatOptimizer:
             def per_member(column: torch.Tensor) -> torch.Tensor:
                 return column.view(-1, *([1] * (value.dim() - 1)))
 
+            scratch = self.scratch[index]
             if self.l1 is not None and self.penalised[index]:
-                gradient = gradient.addcmul(value.sign(), per_member(self.l1))
+                gradient = torch.addcmul(gradient, torch.sign(value, out=scratch), per_member(self.l1), out=scratch)
             if self.weight_decay is not None:
-                gradient = gradient.addcmul(value, per_member(self.weight_decay))
+                gradient = torch.addcmul(gradient, value, per_member(self.weight_decay), out=scratch)
             first = self.first_views[index]
             if self.kind == "sgd":
                 momentum = per_member(self.momentum)
@@ -120,9 +124,10 @@ class FlatOptimizer:
                 if self.nesterov is None:
                     update = first
                 elif self.nesterov is True:
-                    update = gradient.addcmul(first, momentum)
+                    update = torch.addcmul(gradient, first, momentum, out=scratch)
                 else:
-                    update = torch.where(per_member(self.nesterov), gradient.addcmul(first, momentum), first)
+                    update = torch.where(per_member(self.nesterov), torch.addcmul(gradient, first, momentum, out=scratch),
+                                         first)
                 value.addcmul_(update, per_member(self.lr), value=-1)
             else:
                 second = self.second_views[index]
