@@ -142,3 +142,18 @@ def test_a_flat_row_holds_each_parameter_in_its_own_shape_transposed_or_not() ->
     views = layout.views(torch.stack([row, row * 10]))
     assert torch.equal(views["weight"][1], params["weight"] * 10) and torch.equal(views["bias"][0], params["bias"])
     assert torch.equal(layout.flatten({name: view[1] for name, view in views.items()}), row * 10)
+
+
+def test_a_model_left_to_vmap_trains_each_member_as_its_trial_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunelab.fusion.engine as engine
+    from tunelab.datasets import load_splits
+    from test_fusion import MODELS as FUSED_MODELS, alone, fused, plan
+
+    monkeypatch.setattr(engine, "stacked_model", lambda model: None)  # as for a layer it does not know
+    digits = load_splits("digits", {}, 0.2, 0.2, seed=0)
+    trials = [plan("cnn", {**FUSED_MODELS["cnn"], "batch_norm": True}, optimizer="sgd", learning_rate=0.01, **knobs)
+              for knobs in (dict(momentum=0.9, l1=1e-4), dict(momentum=0.5, nesterov=True, weight_decay=1e-3))]
+    together = fused(trials, digits)
+    for member, trial in enumerate(trials):
+        expected = alone(trial, digits)
+        assert [e["val_loss"] for e in together[member]] == pytest.approx([e["val_loss"] for e in expected], rel=2e-4)

@@ -5,7 +5,7 @@ more than the small layers' arithmetic. Here each layer of the model is replaced
 stacked kind, which takes activations of shape (members, batch, ...) and every member's
 parameters stacked along a first dimension:
 
-  Linear           one batched matrix product (`baddbmm`)
+  Linear           one batched matrix product (`baddbmm`, x·Wᵀ as F.linear: the same rounding)
   Conv1d, Conv2d   one grouped convolution with the members as groups (HFTA's trick:
                    Wang et al., "Horizontally Fused Training Array", MLSys 2021)
   BatchNorm1d/2d   one batch norm over the members' channels side by side: each member's own
