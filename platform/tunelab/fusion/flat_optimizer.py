@@ -119,8 +119,9 @@ class FlatOptimizer:
             if self.kind == "sgd":
                 momentum = per_member(self.momentum)
                 # torch.optim.SGD's first buffer is the gradient itself: momentum × 0 + gradient;
-                # with momentum 0 the buffer is the gradient, and so is the update.
-                first.mul_(momentum).add_(gradient)
+                # with momentum 0 the buffer is the gradient, and so is the update. One pass over
+                # memory where mul_ then add_ take two; it rounds as they do (a product, then a sum).
+                torch.addcmul(gradient, first, momentum, out=first)
                 if self.nesterov is None:
                     update = first
                 elif self.nesterov is True:
