@@ -6,8 +6,9 @@ step, the training `tunelab.training.loop.train_trial` gives it alone (tested to
 
 Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
 FUSED_MODELS, learning-rate schedules, gradient clipping, optimisers other than SGD and Adam,
-and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time). Batch norm is fused with each member's own running statistics (stacked buffers
-that vmap updates member by member). Dropout is fused, each member at its own rate with its own masks
+and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time).
+Batch norm is fused with each member's own running statistics (stacked buffers, updated member
+by member). Dropout is fused, each member at its own rate with its own masks
 (`member_dropout`): equal to the trial alone in distribution, not bit for bit.
 """
 
@@ -21,7 +22,8 @@ from tunelab.fusion.engine import FusedArchitecture
 from tunelab.training.plan import TrialPlan
 
 FUSED_OPTIMIZERS = ("sgd", "adam")
-# Model families whose layers vmap batches (tested member by member in tests/test_fusion.py).
+# Model families whose layers the engine batches (`fusion.stacked`, vmap for what it does not
+# know; tested member by member in tests/test_fusion.py).
 FUSED_MODELS = ("mlp", "cnn", "resnet")
 
 

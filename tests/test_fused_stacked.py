@@ -1,0 +1,159 @@
+"""The stacked layers (`tunelab.fusion.stacked`) give every member the outputs, gradients and
+batch-norm statistics that `vmap(functional_call)` gives it, layer kind by layer kind, in
+training and in eval mode; a model with a layer they do not know is left to vmap."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from tunelab.fusion.member_dropout import replace_dropout
+from tunelab.fusion.stacked import stacked_model
+from tunelab_models import build_model, model_signature, resolve_params
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+MEMBERS, BATCH = 3, 5
+
+
+def members_of(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Three members of `model`'s shapes, each its own random parameters and statistics."""
+    generator = torch.Generator().manual_seed(0)
+
+    def stacked(name: str, value: torch.Tensor) -> torch.Tensor:
+        if value.dtype == torch.long:  # num_batches_tracked
+            return torch.stack([value.clone() for _ in range(MEMBERS)])
+        noisy = value + torch.randn((MEMBERS, *value.shape), generator=generator) * 0.3
+        return noisy.abs() + 0.5 if "running_var" in name else noisy
+
+    params = {name: stacked(name, value.detach()) for name, value in model.named_parameters()}
+    buffers = {name: stacked(name, value) for name, value in model.named_buffers()}
+    return params, buffers
+
+
+def both_ways(model: nn.Module, x: torch.Tensor, training: bool) -> list[tuple[torch.Tensor, ...]]:
+    """Outputs, every parameter's gradient and the buffers after one call: vmap's, then the stacked layers'."""
+    from torch.func import functional_call, vmap
+
+    params, buffers = members_of(model)
+    results = []
+    for way in ("vmap", "stacked"):
+        skeleton = copy.deepcopy(model)
+        skeleton.train(training)
+        mine = {name: value.clone().requires_grad_() for name, value in params.items()}
+        my_buffers = {name: value.clone() for name, value in buffers.items()}
+        if way == "vmap":
+            outputs = vmap(lambda p, b, rows: functional_call(skeleton, (p, b), (rows,)))(mine, my_buffers, x)
+        else:
+            stacked = stacked_model(skeleton)
+            assert stacked is not None, "the model is stacked"
+            stacked.train(training)
+            outputs = stacked(mine, my_buffers, x)
+        gradients = torch.autograd.grad((outputs * torch.linspace(-1, 1, outputs.numel()).view_as(outputs)).sum(),
+                                        list(mine.values())) if training else ()
+        results.append((outputs.detach(), *gradients, *my_buffers.values()))
+    return results
+
+
+def built(name: str, params: dict, input_shape: tuple[int, ...]) -> nn.Module:
+    from tunelab_models.registry import get_model
+
+    signature = model_signature(name, input_shape, "classification", 4)
+    return build_model(name, resolve_params(get_model(name).hyperparameters, params), signature)
+
+
+MODELS = {
+    "mlp": ("mlp", {"width": 6, "depth": 2}, (1, 3, 3)),
+    "mlp, batch norm": ("mlp", {"width": 6, "depth": 2, "batch_norm": True}, (7,)),
+    "mlp, maxout": ("mlp", {"width": 6, "depth": 1, "activation": "maxout", "batch_norm": True}, (7,)),
+    "cnn 1-d, max pool, batch norm": ("cnn", {"channels": 4, "blocks": 2, "batch_norm": True}, (2, 12)),
+    "cnn 1-d, odd length, avg pool": ("cnn", {"channels": 4, "blocks": 2, "pooling": "avg"}, (2, 11)),
+    "cnn 2-d": ("cnn", {"channels": 4, "blocks": 2, "kernel_size": 5}, (1, 8, 8)),
+    "resnet 2-d, batch norm": ("resnet", {"width": 4, "depth": 2, "batch_norm": True}, (1, 6, 6)),
+    "resnet dense": ("resnet", {"width": 5, "depth": 1, "batch_norm": True}, (7,)),
+}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", sorted(MODELS))
+def test_stacked_layers_equal_vmap(case: str, training: bool) -> None:
+    name, params, input_shape = MODELS[case]
+    model = built(name, params, input_shape)
+    x = torch.randn(MEMBERS, BATCH, *input_shape, generator=torch.Generator().manual_seed(1))
+    by_vmap, stacked = both_ways(model, x, training)
+    assert len(by_vmap) == len(stacked)
+    for index, (expected, mine) in enumerate(zip(by_vmap, stacked)):
+        assert mine.shape == expected.shape, index
+        # Float tolerance: a bias before batch norm has a gradient of pure rounding noise.
+        assert torch.allclose(mine.float(), expected.float(), rtol=1e-4, atol=1e-5), index
+
+
+def test_the_same_inputs_for_every_member_may_be_a_broadcast_view() -> None:
+    model = built("cnn", {"channels": 4, "blocks": 1}, (2, 12)).eval()
+    params, buffers = members_of(model)
+    stacked = stacked_model(model)
+    assert stacked is not None
+    stacked.train(False)
+    rows = torch.randn(BATCH, 2, 12)
+    together = stacked(params, buffers, rows.expand(MEMBERS, *rows.shape))
+    from torch.func import functional_call
+
+    for member in range(MEMBERS):
+        alone = functional_call(model, ({n: v[member] for n, v in params.items()}, {n: v[member] for n, v in buffers.items()}), (rows,))
+        assert torch.allclose(together[member], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_is_each_members_own_rate() -> None:
+    model = nn.Sequential(nn.Identity(), nn.Dropout(0.3))
+    (rate_name,) = replace_dropout(model)
+    stacked = stacked_model(model)
+    assert stacked is not None
+    stacked.train(True)
+    rates = torch.tensor([0.1, 0.5, 0.8])
+    dropped = stacked({}, {rate_name: rates}, torch.ones(3, 20_000))
+    for rate, row in zip(rates.tolist(), dropped):
+        assert float((row == 0).float().mean()) == pytest.approx(rate, abs=0.02)
+        assert float(row[row > 0][0]) == pytest.approx(1 / (1 - rate))
+    stacked.train(False)
+    assert torch.equal(stacked({}, {rate_name: rates}, torch.ones(3, 10)), torch.ones(3, 10)), "no dropout in eval mode"
+
+
+class Doubling(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_a_model_with_a_layer_it_does_not_know_is_left_to_vmap() -> None:
+    assert stacked_model(nn.Sequential(nn.Linear(3, 3), Doubling())) is None
+    assert stacked_model(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3, momentum=None))) is None, "a cumulative average"
+    assert stacked_model(nn.Sequential(nn.Linear(3, 3), nn.ReLU())) is not None
+
+
+def test_a_flat_row_holds_each_parameter_in_its_own_shape_transposed_or_not() -> None:
+    from tunelab.fusion.flat_optimizer import FlatLayout
+
+    params = {"weight": torch.arange(6.0).view(2, 3), "bias": torch.arange(2.0)}
+    layout = FlatLayout.of(params, frozenset({"weight"}))
+    row = layout.flatten(params)
+    assert row.tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0, 0.0, 1.0], "the weight stored transposed"
+    views = layout.views(torch.stack([row, row * 10]))
+    assert torch.equal(views["weight"][1], params["weight"] * 10) and torch.equal(views["bias"][0], params["bias"])
+    assert torch.equal(layout.flatten({name: view[1] for name, view in views.items()}), row * 10)
+
+
+def test_a_model_left_to_vmap_trains_each_member_as_its_trial_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunelab.fusion.engine as engine
+    from tunelab.datasets import load_splits
+    from test_fusion import MODELS as FUSED_MODELS, alone, fused, plan
+
+    monkeypatch.setattr(engine, "stacked_model", lambda model: None)  # as for a layer it does not know
+    digits = load_splits("digits", {}, 0.2, 0.2, seed=0)
+    trials = [plan("cnn", {**FUSED_MODELS["cnn"], "batch_norm": True}, optimizer="sgd", learning_rate=0.01, **knobs)
+              for knobs in (dict(momentum=0.9, l1=1e-4), dict(momentum=0.5, nesterov=True, weight_decay=1e-3))]
+    together = fused(trials, digits)
+    for member, trial in enumerate(trials):
+        expected = alone(trial, digits)
+        assert [e["val_loss"] for e in together[member]] == pytest.approx([e["val_loss"] for e in expected], rel=2e-4)
