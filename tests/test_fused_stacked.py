@@ -157,3 +157,24 @@ def test_a_model_left_to_vmap_trains_each_member_as_its_trial_alone(monkeypatch:
     for member, trial in enumerate(trials):
         expected = alone(trial, digits)
         assert [e["val_loss"] for e in together[member]] == pytest.approx([e["val_loss"] for e in expected], rel=2e-4)
+
+
+def test_a_members_weights_are_its_models_own_tensors_after_fused_training() -> None:
+    from tunelab.datasets import load_splits
+    from tunelab.fusion.engine import FusedArchitecture
+    from test_fusion import plan
+
+    data = load_splits("moons", {"n_samples": 200}, 0.2, 0.2, 0)
+    trials = [plan("mlp", {"width": 8}, optimizer="sgd", learning_rate=lr, momentum=0.9) for lr in (0.1, 0.01)]
+    architecture = FusedArchitecture(trials[0], data)
+    members = [architecture.new_member(trial) for trial in trials]
+    architecture.train_epoch(members)
+    weights = members[1].weights()
+    model = copy.deepcopy(architecture.template)
+    model.load_state_dict(weights)
+    # Contiguous, as a model's own are (stored in the cohort they were views, some transposed).
+    assert all(value.is_contiguous() for value in weights.values())
+    assert all(value.view(-1).numel() == value.numel() for value in weights.values())
+    state = members[1].state()
+    resumed = architecture.new_member(trials[1], resume=state)
+    assert all(torch.equal(resumed.params[name], weights[name]) for name in resumed.params)

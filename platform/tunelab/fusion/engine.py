@@ -53,7 +53,7 @@ class MemberTraining:
 
     def weights(self) -> Tensors:
         """The member's model state, as `model.state_dict()` of its trial alone names it."""
-        return {name: value.detach().clone() for name, value in {**self.params, **self.buffers}.items()}
+        return _cloned({**self.params, **self.buffers})
 
     def state(self) -> dict[str, Any]:
         return {"weights": self.weights(), "first_moment": _cloned(self.first_moment),
@@ -187,7 +187,9 @@ def _zeros_like(tensors: Tensors) -> Tensors:
 
 
 def _cloned(tensors: Tensors) -> Tensors:
-    return {name: value.detach().clone() for name, value in tensors.items()}
+    # Contiguous, as a model's own tensors are: a member's are views into the cohort's flat
+    # tensor, a Linear weight's transposed in memory (`FlatLayout.transposed`).
+    return {name: value.detach().clone(memory_format=torch.contiguous_format) for name, value in tensors.items()}
 
 
 def _on(tensors: Mapping[str, torch.Tensor], device: torch.device) -> Tensors:
