@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tunelab.spec import Spec
 
-# Members per cohort with `train.fuse: auto`: a fused epoch of this many members made the most
-# of one core on the digits MLP and MNIST-1D CNN (bench/RESULTS.md, bench/fused.py).
+# Members per cohort with `train.fuse: auto`. On one core 16 members trained 2.9-3.0x faster than
+# one at a time, 64 members 2.2-3.1x (bench/fused_engine.py): more buy little, and fewer trials
+# running at once leave the searcher more rounds to learn from.
 AUTO_MEMBERS = 16
 
 
