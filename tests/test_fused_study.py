@@ -4,6 +4,7 @@ own ASHA decisions, its own state file. Real studies on real Ray, Optuna and PyT
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -174,7 +175,10 @@ def test_fused_members_report_each_objective_of_a_multi_objective_study_as_their
     spec, paths = run(document, tmp_path)
     trials, epochs = read_trials(paths), read_epochs(paths)
     assert len(trials) == 4 and (trials["fusion"] == "fused").all()
-    assert read_study(paths)["status"] == "completed"
+    study = read_study(paths)
+    # The study's row keeps what the study began with beside what the store's callback adds.
+    assert study["status"] == "completed" and parse_spec(study["spec_yaml"], "stored").name == "objectives"
+    assert len(json.loads(study["hypervolume_reference"])) == 3
     for trial in trials.to_dict("records"):
         expected = alone(spec, {name: trial[f"param_{name}"] for name in CONTINUOUS_SPACE})
         assert trial["objective_num_parameters"] == expected[-1]["objective_num_parameters"]

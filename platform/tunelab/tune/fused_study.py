@@ -48,6 +48,8 @@ SNAPSHOT_FILE = "fused_study.pkl"
 ERROR_FILE = "error.txt"
 # How long the driver waits for a host before it checks the time budget and Ctrl-C again.
 POLL_S = 0.5
+# How long a dead host's resources may take to come back before its members join the other hosts.
+RELEASE_WAIT_S = 5.0
 
 
 @dataclass(eq=False)
@@ -289,14 +291,27 @@ class FusedStudy:
         import ray
 
         self.hosts[host] = None
-        available = ray.available_resources()
-        if (available.get("CPU", 0) >= self.layout.cpus and available.get("GPU", 0) >= self.layout.gpus) \
-                or not any(actor is not None for actor in self.hosts):
+        if self._room_for_a_host() or not any(actor is not None for actor in self.hosts):
             self.hosts[host] = self._new_host()
             self.placements[host] = ray.get(self.hosts[host].placement.remote())
         for trial in [t for t in self.trials if not t.finished and t.host == host]:
             self.joining.pop(trial.trial_id, None)
             self._failed(trial, error)
+
+    def _room_for_a_host(self) -> bool:
+        """Whether the cluster can start a host now. Ray frees a dead actor's CPUs and GPU a
+        moment after it died: wait for them that long, so a host killed with the others (which
+        the driver has not heard of yet) does not take in its members."""
+        import ray
+
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while True:
+            available = ray.available_resources()
+            if available.get("CPU", 0) >= self.layout.cpus and available.get("GPU", 0) >= self.layout.gpus:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def _report(self, trial: MemberTrial, metrics: dict[str, Any]) -> bool:
         """One epoch of the trial to the study; True when the trial ended with it."""

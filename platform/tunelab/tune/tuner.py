@@ -44,8 +44,10 @@ class StudyParts:
 
 
 def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str], None]) -> StudyParts:
-    """Write the study's row, then build its searcher, scheduler and callbacks."""
-    parts = study_parts(spec, paths, echo)
+    """Write the study's row, then build its searcher, scheduler and callbacks (the store's
+    callback reads the row: written after it, it would write its empty copy back)."""
+    num_samples, max_concurrent = study_size(spec)
+    metric, mode = spec.primary_objective.metric, spec.objective_mode
     writer = StudyWriter(paths)
     objectives = study_objectives(spec)
     writer.update_study(
@@ -57,15 +59,15 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
         # JSON text: the confusion matrices' rows and columns, in class-index order.
         class_names=None if data.class_names is None else json.dumps(list(data.class_names)),
         model=spec.model.name,
-        objective_metric=parts.metric,
-        objective_mode=parts.mode,
+        objective_metric=metric,
+        objective_mode=mode,
         **({"objectives": objectives_json(objectives)} if objectives else {}),
         searcher=spec.searcher.name,
         scheduler=spec.scheduler.name,
         rung_epochs=rung_epochs(spec),
         max_epochs=spec.train.max_epochs,
-        num_samples=parts.num_samples,
-        max_concurrent=parts.max_concurrent,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
         status=STUDY_RUNNING,
         started_at=now(),
         finished_at=None,
@@ -73,10 +75,15 @@ def begin_study(spec: Spec, data: Splits, paths: StudyPaths, echo: Callable[[str
     if data.preprocessing is not None:
         write_text_atomic(data.preprocessing.to_json(), paths.preprocessing)
     echo(
-        f"study {spec.name}: {parts.num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
-        f"{spec.searcher.name} + {spec.scheduler.name}, {parts.max_concurrent} at a time → {paths.root}"
+        f"study {spec.name}: {num_samples} trials of {spec.model.name} on {spec.dataset.name}, "
+        f"{spec.searcher.name} + {spec.scheduler.name}, {max_concurrent} at a time → {paths.root}"
     )
-    return parts
+    return study_parts(spec, paths, echo)
+
+
+def study_size(spec: Spec) -> tuple[int, int]:
+    """The trials the study runs, and how many at once."""
+    return spec.budget.num_samples or 1, spec.budget.max_concurrent or concurrent_trials(spec)
 
 
 def study_parts(spec: Spec, paths: StudyPaths, echo: Callable[[str], None]) -> StudyParts:
@@ -89,8 +96,7 @@ def study_parts(spec: Spec, paths: StudyPaths, echo: Callable[[str], None]) -> S
     scheduler = SCHEDULERS[spec.scheduler.name]
     searcher_options = resolved_options(spec.searcher, searcher.options)
     scheduler_options = resolved_options(spec.scheduler, scheduler.options)
-    num_samples = spec.budget.num_samples or 1
-    max_concurrent = spec.budget.max_concurrent or concurrent_trials(spec)
+    num_samples, max_concurrent = study_size(spec)
     # The scheduler and the progress line judge the primary objective; Optuna learns them all.
     metric, mode = spec.primary_objective.metric, spec.objective_mode
     objectives = study_objectives(spec)
