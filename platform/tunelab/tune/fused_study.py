@@ -15,7 +15,7 @@ study's events (`study_events`: the scheduler decides, the searcher and callback
 the state files that fell due, and tell the host which members the scheduler stopped.
 
 A snapshot of the searcher, the scheduler, the callbacks and the trials (`SNAPSHOT_FILE`) is
-saved whenever a trial starts or ends. `tunelab resume` continues from it: finished trials stay,
+saved after a trial starts or ends, at most every SNAPSHOT_EVERY_S. `tunelab resume` continues from it: finished trials stay,
 the others rejoin a host from their state files, the store notes trials it never saw.
 """
 
@@ -50,6 +50,10 @@ ERROR_FILE = "error.txt"
 POLL_S = 0.5
 # How long a dead host's resources may take to come back before its members join the other hosts.
 RELEASE_WAIT_S = 5.0
+# Snapshots at most this often: each pickles the searcher with every trial it has seen. A trial
+# that starts after the last one and is cut short by a killed driver is lost (the store says so,
+# as for a Ray Tune study, whose snapshots come every ~10 s); its share of the budget runs again.
+SNAPSHOT_EVERY_S = 1.0
 
 
 @dataclass(eq=False)
@@ -89,6 +93,7 @@ class FusedStudy:
         self.setup = setup
         self.parts = parts
         self.trials = trials
+        self.running = {trial.trial_id: trial for trial in trials if not trial.finished}  # in the order they started
         self.events = StudyEvents(parts, trials)
         self.run_id = secrets.token_hex(4)  # trial ids: this driver's, numbered
         self.layout: HostLayout = host_layout(spec)
@@ -100,6 +105,7 @@ class FusedStudy:
         self.in_flight: dict[Any, tuple[int, list[MemberTrial]]] = {}  # a host's epoch → (host, members)
         self.ready_counter = 0
         self.changed = False  # a trial started or ended since the last snapshot
+        self.last_snapshot = -float("inf")
         self.stop_reason: str | None = None
 
     # ---- building ----
@@ -147,9 +153,8 @@ class FusedStudy:
             self.hosts = [self._new_host() for _ in range(self.layout.hosts)]
             self.placements = ray.get([host.placement.remote() for host in self.hosts])
             self.events.begin()
-            for trial in self.trials:
-                if not trial.finished:
-                    self._join(trial, new=False)
+            for trial in list(self.running.values()):
+                self._join(trial, new=False)
             self._run(interrupted)
             self._save_snapshot()
             self.events.end()
@@ -173,23 +178,22 @@ class FusedStudy:
             done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=POLL_S)
             for reference in done:
                 self._take_epochs(reference)
-            if self.changed:
+            if self.changed and time.monotonic() - self.last_snapshot >= SNAPSHOT_EVERY_S:
                 self._save_snapshot()
             self.events.step_ended()
             if time.monotonic() >= deadline:
                 return
 
     def _start_trials(self) -> None:
-        running = sum(1 for trial in self.trials if not trial.finished)
-        while running < self.parts.max_concurrent and len(self.trials) < self.parts.num_samples:
+        while len(self.running) < self.parts.max_concurrent and len(self.trials) < self.parts.num_samples:
             trial_id = f"{self.run_id}_{len(self.trials) + 1:05d}"
             config = self.events.suggest(trial_id)
             if config is None:
                 return
             trial = MemberTrial(trial_id, config)
             self.trials.append(trial)
+            self.running[trial_id] = trial
             self._join(trial, new=True)
-            running += 1
 
     def _join(self, trial: MemberTrial, *, new: bool) -> None:
         """The trial (re)starts on a host: from its state file when it has one."""
@@ -217,7 +221,7 @@ class FusedStudy:
 
     def _host_for(self, trial: MemberTrial) -> int:
         """The host with the fewest running members of the trial's cohort, then the fewest members."""
-        placed = [t for t in self.trials if t is not trial and not t.finished and t.joined_at]
+        placed = [t for t in self.running.values() if t is not trial and t.joined_at]
 
         def load(host: int) -> tuple[int, int]:
             on_host = [t for t in placed if t.host == host]
@@ -236,7 +240,7 @@ class FusedStudy:
         for host, actor in enumerate(self.hosts):
             if host in busy or actor is None:
                 continue
-            ready = sorted((t for t in self.trials if not t.finished and t.host == host), key=lambda t: t.ready_since)
+            ready = sorted((t for t in self.running.values() if t.host == host), key=lambda t: t.ready_since)
             try:
                 for trial in ready:  # how many of its cohort one fused epoch may hold, as the host said
                     if trial.trial_id in self.joining:
@@ -294,7 +298,7 @@ class FusedStudy:
         if self._room_for_a_host() or not any(actor is not None for actor in self.hosts):
             self.hosts[host] = self._new_host()
             self.placements[host] = ray.get(self.hosts[host].placement.remote())
-        for trial in [t for t in self.trials if not t.finished and t.host == host]:
+        for trial in [t for t in self.running.values() if t.host == host]:
             self.joining.pop(trial.trial_id, None)
             self._failed(trial, error)
 
@@ -320,8 +324,7 @@ class FusedStudy:
                   **({"cohort": trial.cohort} if trial.cohort else {}), **self.placements[trial.host]}
         if not self.events.result(trial, result):
             return False
-        trial.finished = True
-        self.changed = True
+        self._finished(trial)
         if self.events.completed(trial):
             self.stop_reason = "goal"
         return True
@@ -340,9 +343,13 @@ class FusedStudy:
             trial.time_before = trial.time_total()
             self._join(trial, new=False)
             return
-        trial.finished = True
-        self.changed = True
+        self._finished(trial)
         self.events.errored(trial)
+
+    def _finished(self, trial: MemberTrial) -> None:
+        trial.finished = True
+        self.running.pop(trial.trial_id, None)
+        self.changed = True
 
     def _new_host(self) -> Any:
         import ray
@@ -362,3 +369,4 @@ class FusedStudy:
                     "trials": [trial.snapshot() for trial in self.trials]}
         save_state_bytes(pickle.dumps(snapshot), self.paths.root / SNAPSHOT_FILE)
         self.changed = False
+        self.last_snapshot = time.monotonic()
