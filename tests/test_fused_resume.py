@@ -21,7 +21,9 @@ from test_resume import FINISHED, kill_session, tunelab_process, wait_for_a_fini
 from tunelab.store import StudyPaths, read_epochs, read_study, read_trials
 
 pytestmark = pytest.mark.ray
-MAX_EPOCHS = 30
+# Long enough that a kill or Ctrl-C lands mid-training: the trials table the test watches lags
+# the training by up to the store's flush interval, a dozen fused epochs here.
+MAX_EPOCHS = 100
 
 
 def write_member_study(folder: Path, name: str, num_samples: int, fuse: int, **train: object) -> StudyPaths:
@@ -123,6 +125,7 @@ def test_ctrl_c_ends_a_fused_study_as_interrupted_and_it_resumes(tmp_path: Path)
                               start_new_session=True)
     out, err = interrupt(driver, when=lambda: trained_epochs(paths, 2))
     assert driver.returncode == 130, out + err
+    assert "fused: 2 fusion host(s), 1 CPU each, up to 4 members per cohort on a host" in out, "one host per CPU here"
     assert err.strip().splitlines()[-1] == ("tunelab: study 'fusedstop' was interrupted; "
                                            "continue it with `tunelab resume fusedstop`")
     assert read_study(paths)["status"] == "interrupted"

@@ -86,8 +86,9 @@ class FusedStudy:
     """`fit()` runs the study to its end (True when Ctrl-C ended it, resumable)."""
 
     def __init__(self, spec: Spec, data: Splits, paths: StudyPaths, setup: StudySetup, parts: StudyParts,
-                 trials: list[MemberTrial]) -> None:
+                 trials: list[MemberTrial], echo: Callable[[str], None]) -> None:
         self.spec = spec
+        self.echo = echo
         self.data = data
         self.paths = paths
         self.setup = setup
@@ -113,7 +114,7 @@ class FusedStudy:
     @classmethod
     def begin(cls, spec: Spec, data: Splits, paths: StudyPaths, setup: StudySetup, echo: Callable[[str], None]
               ) -> FusedStudy:
-        return cls(spec, data, paths, setup, begin_study(spec, data, paths, echo), [])
+        return cls(spec, data, paths, setup, begin_study(spec, data, paths, echo), [], echo)
 
     @classmethod
     def restore(cls, spec: Spec, data: Splits, paths: StudyPaths, setup: StudySetup, echo: Callable[[str], None]
@@ -128,7 +129,7 @@ class FusedStudy:
                 callback.echo = echo
         trials = [MemberTrial(t["trial_id"], t["config"], time_before=t["time_before"], failures=t["failures"],
                               finished=t["finished"]) for t in saved["trials"]]
-        return cls(spec, data, paths, setup, parts, trials)
+        return cls(spec, data, paths, setup, parts, trials, echo)
 
     @staticmethod
     def can_restore(paths: StudyPaths) -> bool:
@@ -152,6 +153,9 @@ class FusedStudy:
             self.shared = (ray.put(self.data), ray.put(self.setup))  # once, for every host
             self.hosts = [self._new_host() for _ in range(self.layout.hosts)]
             self.placements = ray.get([host.placement.remote() for host in self.hosts])
+            each = "1 GPU" if self.layout.gpus else f"{self.layout.cpus:g} CPU"
+            self.echo(f"fused: {len(self.hosts)} fusion host(s), {each} each, up to "
+                      f"{members_per_cohort(self.spec)} members per cohort on a host")
             self.events.begin()
             for trial in list(self.running.values()):
                 self._join(trial, new=False)
