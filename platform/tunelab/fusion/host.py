@@ -24,7 +24,8 @@ from tunelab.fusion.messages import EpochAnswer
 from tunelab.fusion.solo import SoloTraining
 from tunelab.metrics import TRIAL_END
 from tunelab.training.plan import StudySetup, TrialPlan
-from tunelab.training.trial_state import state_bytes, state_from_bytes
+from tunelab.training.costs import count_parameters
+from tunelab.training.trial_state import best_model_of, state_bytes, state_from_bytes
 
 
 class FusionHost:
@@ -89,7 +90,7 @@ class FusionHost:
         metrics, state = self.solos[trial_id].next_epoch()
         best_model = None
         if state is not None and state["trial_end"]:
-            best_model = state_bytes({"best_model": state["best_model"], "best_epoch": state["objective"]["best_epoch"]})
+            best_model = state_bytes(best_model_of(state))
         return EpochAnswer(metrics, None if state is None else state_bytes(state), best_model)
 
     def _architecture_for(self, plan: TrialPlan) -> Hashable:
@@ -97,8 +98,8 @@ class FusionHost:
         key = cohort_key(plan)
         if key not in self.architectures:
             architecture = FusedArchitecture(plan, self.data)
-            parameters = sum(value.numel() for value in architecture.template.parameters())
-            self.cohort_limit[key] = members_that_fit(parameters, free_memory_bytes(architecture.device), self.max_members)
+            self.cohort_limit[key] = members_that_fit(count_parameters(architecture.template),
+                                                      free_memory_bytes(architecture.device), self.max_members)
             self.architectures[key] = architecture
         return key
 

@@ -48,6 +48,11 @@ def save_state_bytes(saved: bytes, path: Path) -> None:
     os.replace(partial, path)
 
 
+def best_model_of(state: dict[str, Any]) -> dict[str, Any]:
+    """What `BEST_MODEL_FILE` holds, from an ended trial's training state."""
+    return {"best_model": state["best_model"], "best_epoch": state["objective"]["best_epoch"]}
+
+
 def state_bytes(state: dict[str, Any]) -> bytes:
     # torch imported here, not above: importing this module stays light.
     import torch

@@ -42,7 +42,7 @@ from tunelab.training.trial_state import (
 )
 from tunelab.tune.fusion_wiring import HostLayout, host_layout, members_per_cohort
 from tunelab.tune.study_events import StudyEvents
-from tunelab.tune.tuner import StudyParts, begin_study, study_parts
+from tunelab.tune.tuner import StudyParts, begin_study, study_size
 
 SNAPSHOT_FILE = "fused_study.pkl"
 ERROR_FILE = "error.txt"
@@ -120,10 +120,10 @@ class FusedStudy:
     def restore(cls, spec: Spec, data: Splits, paths: StudyPaths, setup: StudySetup, echo: Callable[[str], None]
                 ) -> FusedStudy:
         saved = pickle.loads((paths.root / SNAPSHOT_FILE).read_bytes())
-        fresh = study_parts(spec, paths, echo)
+        num_samples, max_concurrent = study_size(spec)
         parts = StudyParts(search=saved["search"], scheduler=saved["scheduler"], callbacks=saved["callbacks"],
-                           metric=fresh.metric, mode=fresh.mode, num_samples=fresh.num_samples,
-                           max_concurrent=fresh.max_concurrent)
+                           metric=spec.primary_objective.metric, mode=spec.objective_mode, num_samples=num_samples,
+                           max_concurrent=max_concurrent)
         for callback in parts.callbacks:
             if hasattr(callback, "echo"):  # the progress line: pickled without its output
                 callback.echo = echo

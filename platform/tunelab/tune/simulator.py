@@ -61,9 +61,8 @@ class ReplayedTrial:
             metrics.update({name: value for name, value in best.items() if name.startswith("test_")})
         if verdict.end:
             metrics[TRIAL_END] = verdict.end
-        self.last_result = {**metrics, EPOCH_ROWS: [epoch_row(metrics)], "training_iteration": self.epoch,
-                            "time_total_s": ended_at - self.started_at, "trial_id": self.trial_id}
-        return self.last_result
+        return {**metrics, EPOCH_ROWS: [epoch_row(metrics)], "training_iteration": self.epoch,
+                "time_total_s": ended_at - self.started_at, "trial_id": self.trial_id}
 
 
 @dataclass(frozen=True)

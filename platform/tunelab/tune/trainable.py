@@ -13,7 +13,7 @@ from tunelab.metrics import EPOCH_ROWS
 from tunelab.training.loop import train_trial
 from tunelab.training.plan import StudySetup
 from tunelab.training.reporting import EpochReporter
-from tunelab.training.trial_state import BEST_MODEL_FILE, STATE_FILE, load_state, save_state, trial_folder
+from tunelab.training.trial_state import BEST_MODEL_FILE, STATE_FILE, best_model_of, load_state, save_state, trial_folder
 
 
 def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup, study_folder: str,
@@ -30,8 +30,7 @@ def tune_trainable(config: dict[str, Any], *, data: Splits, setup: StudySetup, s
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         if state is not None and state["trial_end"]:
-            best = {"best_model": state["best_model"], "best_epoch": state["objective"]["best_epoch"]}
-            save_state(best, state_file.with_name(BEST_MODEL_FILE))
+            save_state(best_model_of(state), state_file.with_name(BEST_MODEL_FILE))
         tune.report({**metrics, **placement})
         if state is not None:
             # Only now: report returns once the driver has taken these epochs.
