@@ -55,3 +55,46 @@ def test_fused_replicates_are_the_replicates_trained_alone_each_to_its_own_end()
             else:
                 assert together[name] == value, name
     assert len({row["epochs"] for row in alone}) > 1, "the replicates end at epochs of their own"
+
+
+def test_retrainings_beyond_free_memory_train_as_several_cohorts_with_the_same_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device whose free memory holds two members: five rounds train as cohorts of 2, 2 and 1,
+    four replicates as 2 and 2, and each still gets what it gets alone. The free memory is mocked
+    (this machine's would hold every member); the cohorts and the training are real."""
+    from tunelab.fusion import rounds
+    from tunelab.fusion.engine import FusedArchitecture
+    from tunelab.fusion.memory import COPIES_PER_MEMBER, SHARE_OF_FREE_MEMORY
+    from tunelab.training.costs import count_parameters
+    from tunelab.trust.retrain import fused_replicates, replicate
+
+    data: Splits = load_splits("digits", {}, 0.2, 0.2, seed=0, max_train_samples=300)
+    rules = TrainingRules(max_epochs=2, objective="val_loss", objective_mode="min", patience=5, min_delta=0.0,
+                          monitor="val_loss", monitor_mode="min", seed=0)
+    plan = fixed_length(TrialPlan("mlp", {"width": 16},
+                                  resolve_params(TRAINING_KNOBS, {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.5,
+                                                                  "batch_size": 32}), rules), 2)
+    parameters = count_parameters(FusedArchitecture(plan, data).template)
+    two_members = int(2 * parameters * 4 * COPIES_PER_MEMBER / SHARE_OF_FREE_MEMORY)
+    monkeypatch.setattr(rounds, "free_memory_bytes", lambda device: two_members)
+    cohort_sizes: list[int] = []
+    train_epoch = FusedArchitecture.train_epoch
+
+    def counted(self: FusedArchitecture, members: list) -> None:
+        cohort_sizes.append(len(members))
+        train_epoch(self, members)
+
+    monkeypatch.setattr(FusedArchitecture, "train_epoch", counted)
+
+    fused = rounds.fused_round_outputs(plan, data, "seeds", rounds=5)
+    assert cohort_sizes == [2, 2, 2, 2, 1, 1], "two epochs for each cohort of at most two rounds"
+    for index, outputs in enumerate(fused):
+        assert outputs == pytest.approx(train_round(plan, data, "seeds", index), rel=1e-3, abs=1e-4), index
+
+    cohort_sizes.clear()
+    together = fused_replicates(data, plan, 4, threads=1, gpu=False)
+    assert cohort_sizes == [2, 2, 2, 2]
+    for fused_row, index in zip(together, range(4)):
+        alone = replicate(data, plan, index, resplit=False, threads=1, gpu=False)
+        assert fused_row["replicate"] == index
+        assert fused_row["objective"] == pytest.approx(alone["objective"], rel=1e-4), index
