@@ -1,11 +1,19 @@
 """Fused trials in `tunelab run` (issue 21): the same trials three ways, in one invocation.
 
-Two studies whose structural parameters are fixed and whose learning rate, momentum, weight
-decay and dropout are searched (random search, one seed, so every way trains the same
-configurations; no scheduler, no early stopping, so every way trains every epoch):
+Studies whose learning rate, momentum, weight decay and dropout are searched (random search,
+one seed, so every way trains the same configurations; no scheduler, no early stopping, so every
+way trains every epoch). The issue's two keep their structure fixed:
 
   digits-mlp    digits, MLP 64-128-128-10, SGD, batch 32
   mnist1d-cnn   MNIST-1D, CNN of 2 blocks × 16 channels, SGD, batch 32
+
+and three more ask whether fusing can lose (what `train.fuse: auto` as a default would need):
+
+  digits-resnet     digits, ResNet of 2 blocks × 16 channels with batch norm (no dropout in it)
+  digits-mlp-split  digits MLP, depth 1-3 and width 32/64/128/256 searched too: 12 shapes, so
+                    cohorts split and many are small
+  digits-mlp-alone  digits MLP, width searched as any integer 16-256: nearly every trial has a
+                    shape of its own, a cohort of one (the worst case for fusing)
 
 and each trained three ways, one after the other on the same machine:
 
@@ -22,6 +30,7 @@ trials' epochs over the wall time. Figures from a busy machine mean little: note
     python bench/fused.py                  # 64 trials × 5 epochs per study (several minutes)
     python bench/fused.py --smoke          # 4 trials × 2 epochs, small data: every figure in seconds
     python bench/fused.py --studies digits-mlp --trials 32 --fuse 16
+    python bench/fused.py --studies digits-resnet digits-mlp-split digits-mlp-alone
 """
 
 from __future__ import annotations
@@ -44,10 +53,22 @@ SEARCHED = {
     "weight_decay": {"type": "loguniform", "low": 1e-6, "high": 1e-3},
     "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
 }
+DIGITS = {"name": "digits"}
+MLP = {"name": "mlp", "width": 128, "depth": 2}
 STUDIES: dict[str, dict[str, Any]] = {
-    "digits-mlp": {"dataset": {"name": "digits"}, "model": {"name": "mlp", "width": 128, "depth": 2}},
+    "digits-mlp": {"dataset": DIGITS, "model": MLP},
     "mnist1d-cnn": {"dataset": {"name": "mnist1d", "num_samples": 4000}, "model": {"name": "cnn", "blocks": 2, "channels": 16}},
+    "digits-resnet": {"dataset": DIGITS, "model": {"name": "resnet", "depth": 2, "width": 16},
+                      "searched": {"dropout": None}},
+    "digits-mlp-split": {"dataset": DIGITS, "model": {"name": "mlp"}, "searched": {
+        "depth": {"type": "int", "low": 1, "high": 3},
+        "width": {"type": "choice", "values": [32, 64, 128, 256]},
+    }},
+    "digits-mlp-alone": {"dataset": DIGITS, "model": {"name": "mlp", "depth": 2}, "searched": {
+        "width": {"type": "int", "low": 16, "high": 256},
+    }},
 }
+ISSUE_STUDIES = ["digits-mlp", "mnist1d-cnn"]
 WAYS = ("unfused", "fused", "inprocess")
 
 
@@ -57,11 +78,13 @@ def experiment(study: str, fuse: str, trials: int, epochs: int, smoke: bool) -> 
         dataset["max_train_samples"] = 300
         if dataset["name"] == "mnist1d":
             dataset["num_samples"] = 1000
+    # A study's own entries add parameters to SEARCHED; None drops one its model lacks.
+    searched = {**SEARCHED, **STUDIES[study].get("searched", {})}
     return {
         "name": f"{study}-{fuse}",
         "dataset": dataset,
         "model": STUDIES[study]["model"],
-        "search_space": SEARCHED,
+        "search_space": {name: space for name, space in searched.items() if space is not None},
         "objective": {"metric": "val_acc"},
         "train": {"max_epochs": epochs, "optimizer": "sgd", "batch_size": 32, "fuse": fuse,
                   "early_stopping": {"patience": None}},
@@ -109,7 +132,7 @@ def in_process(document: dict[str, Any], fused_study: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--studies", nargs="+", choices=sorted(STUDIES), default=sorted(STUDIES))
+    parser.add_argument("--studies", nargs="+", choices=sorted(STUDIES), default=ISSUE_STUDIES)
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--fuse", default="auto", help="train.fuse of the fused way: auto or a member count")
@@ -122,7 +145,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.2f} at the start; "
           f"{trials} trials × {epochs} epochs per study, fused way train.fuse: {fuse}")
-    print(f"{'study':<12} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15} "
+    print(f"{'study':<16} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15} "
           f"{'on study s':>11}")
     for study in args.studies:
         walls: dict[str, float] = {}
@@ -141,7 +164,7 @@ def main() -> None:
             study_s = "—" if studies[way] is None else f"{studies[way]:.1f}"
             speed_up = f"{walls['unfused'] / walls['fused']:.2f}×" if way == "fused" else "—"
             on_study = f"{studies['unfused'] / studies['fused']:.2f}×" if way == "fused" else "—"
-            print(f"{study:<12} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} "
+            print(f"{study:<16} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} "
                   f"{speed_up:>15} {on_study:>11}")
     print(f"load average {os.getloadavg()[0]:.2f} at the end; studies in {folder}")
 
