@@ -68,6 +68,31 @@ def test_a_fuse_setting_that_is_not_auto_off_or_a_member_count_is_one_line_exit_
     assert not (tmp_path / "store").exists()
 
 
+def test_run_fuse_on_the_command_line_fuses_the_study_of_an_unfused_file(
+        ray_runtime: None, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = study_document("cli", "off")
+    document["budget"] = {"num_samples": 3, "max_concurrent": 3}
+    path = write_spec(document)
+    code, out, err = run_cli(["run", str(path), "--storage", str(tmp_path / "store"), "--fuse", "3"], capsys)
+    assert code == 0, err
+    assert "up to 3 members per cohort" in out
+    paths = StudyPaths.of(tmp_path / "store", "cli")
+    assert list(read_trials(paths)["fusion"]) == ["fused"] * 3
+    assert yaml.safe_load(read_study(paths)["spec_yaml"])["train"]["fuse"] == 3, "the study records what it ran"
+
+
+@pytest.mark.parametrize("fuse", ["many", "1"])
+def test_a_bad_fuse_on_the_command_line_is_one_line_exit_2_nothing_written(
+        fuse: str, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(study_document("badcli", "off"))
+    code, out, err = run_cli(["run", str(path), "--storage", str(tmp_path / "store"), "--fuse", fuse], capsys)
+    assert code == 2
+    shown = int(fuse) if fuse.isdigit() else fuse
+    assert err.strip() == (f"tunelab: error: {path}: train.fuse: expected auto, off or a number of members per "
+                           f"cohort of at least 2, got {shown!r}")
+    assert not (tmp_path / "store").exists()
+
+
 @pytest.mark.parametrize("written,meaning", [("off", "off"), ("on", "auto"), ("auto", "auto"), ("8", 8)])
 def test_fuse_reads_as_written_in_yaml(written: str, meaning: Any) -> None:
     text = yaml.safe_dump(study_document("yaml", "auto")).replace("fuse: auto", f"fuse: {written}")
@@ -112,36 +137,35 @@ def test_members_end_alone_at_rungs_by_divergence_or_refusal_and_the_cohort_goes
     document = study_document("mixed", 8)
     document["budget"] = {"num_samples": 8, "max_concurrent": 8}
     document["train"] = {**document["train"], "max_epochs": 4}
-    del document["train"]["optimizer"]
     document["searcher"] = {"name": "grid", "seed": 0}
-    document["search_space"] = {"optimizer": {"type": "choice", "values": ["sgd", "rmsprop"]},
+    document["search_space"] = {"grad_clip_norm": {"type": "choice", "values": [0.0, 1.0]},
                                 "learning_rate": {"type": "choice", "values": [1000.0, 1e-5, 0.1, 0.3]}}
     spec, paths = run(document, tmp_path)
 
     trials = read_trials(paths).set_index("trial_id")
     epochs = read_epochs(paths)
     assert len(trials) == 8 and read_study(paths)["status"] == "completed"
-    sgd = trials["param_optimizer"] == "sgd"
-    assert (trials.loc[sgd, "fusion"] == "fused").all()
+    unclipped = trials["param_grad_clip_norm"] == 0.0
+    assert (trials.loc[unclipped, "fusion"] == "fused").all()
     # A trial the fusion refuses trains alone, and says why.
-    rmsprop_plan = study_setup(spec).plan_for({"optimizer": "rmsprop", "learning_rate": 0.1})
-    assert (trials.loc[~sgd, "fusion"] == fusion_refusal(rmsprop_plan)).all()
-    assert "optimizer 'rmsprop' is not fused" in trials.loc[~sgd, "fusion"].iloc[0]
+    clipped_plan = study_setup(spec).plan_for({"grad_clip_norm": 1.0, "learning_rate": 0.1})
+    assert (trials.loc[~unclipped, "fusion"] == fusion_refusal(clipped_plan)).all()
+    assert "gradient clipping is not fused" in trials.loc[~unclipped, "fusion"].iloc[0]
 
-    exploded = trials[sgd & (trials["param_learning_rate"] == 1000.0)].iloc[0]
+    exploded = trials[unclipped & (trials["param_learning_rate"] == 1000.0)].iloc[0]
     assert (exploded["status"], exploded["stop_epoch"], exploded["stop_reason"]) == ("diverged", 1, "loss became NaN or infinite")
     assert math.isinf(epochs.loc[epochs["trial_id"] == exploded.name, "val_loss"].item())
 
     rungs = set(read_study(paths)["rung_epochs"])
     stopped = trials[trials["status"] == "stopped_early"]
     assert len(stopped) >= 1 and set(stopped["stop_epoch"]) <= rungs
-    assert (trials.loc[sgd, "status"] == "completed").any(), "the cohort went on to max_epochs"
+    assert (trials.loc[unclipped, "status"] == "completed").any(), "the cohort went on to max_epochs"
     # Every fused member that did not diverge trained exactly as its trial alone: neither the
     # member that exploded nor those the scheduler stopped disturbed it.
-    for trial_id, trial in trials[sgd & (trials["status"] != "diverged")].iterrows():
+    for trial_id, trial in trials[unclipped & (trials["status"] != "diverged")].iterrows():
         rows = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
         assert list(rows["epoch"]) == list(range(1, int(trial["epochs"]) + 1))
-        expected = alone(spec, {"optimizer": "sgd", "learning_rate": trial["param_learning_rate"]})[: len(rows)]
+        expected = alone(spec, {"grad_clip_norm": 0.0, "learning_rate": trial["param_learning_rate"]})[: len(rows)]
         assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
 
 

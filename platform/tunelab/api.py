@@ -22,6 +22,7 @@ OVERRIDES = {
     "time_budget_s": "budget.time_budget_s",
     "seed": "searcher.seed",
     "max_epochs": "train.max_epochs",
+    "fuse": "train.fuse",
 }
 
 __all__ = ["OVERRIDES", "Study", "TunedModel", "load_model", "load_study", "run", "run_experiment"]
@@ -42,7 +43,8 @@ def run(
     `experiment` is an experiment file's path, a dict with the file's structure, or a `Spec`.
     `data` (optional): `(x, y)` or `tunelab.Data(train=(x, y), validation=..., test=...)`,
     arrays or a DataFrame with its target as a Series, instead of the experiment's data set.
-    `overrides`: num_samples, max_concurrent, time_budget_s, seed, max_epochs.
+    `overrides`: num_samples, max_concurrent, time_budget_s, seed, max_epochs, fuse ("auto",
+    "off" or the most members per cohort).
     Progress lines go to `echo` (default: print; `quiet=True`: none). Ctrl-C ends the study
     as interrupted, resumable with `tunelab resume`, and raises KeyboardInterrupt
     (`tunelab.errors.StudyInterrupted`).

@@ -89,13 +89,16 @@ def run(
     num_samples: Annotated[Optional[int], typer.Option(min=1, help="Number of trials.")] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(min=1, help="Trials running at once.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Searcher seed.")] = None,
+    fuse: Annotated[Optional[str], typer.Option(
+        help="train.fuse: auto, off, or the most members per fused cohort.")] = None,
 ) -> None:
     """Run a study on this machine (embedded Ray) and print the best trials."""
     from tunelab.api import run_experiment
 
     with _interruption_said():
         outcome = run_experiment(file, storage=storage, name=name, echo=echo, num_samples=num_samples,
-                                 max_concurrent=max_concurrent, seed=seed)
+                                 max_concurrent=max_concurrent, seed=seed,
+                                 fuse=int(fuse) if fuse is not None and fuse.isdigit() else fuse)
     from tunelab.store import read_study
 
     _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)

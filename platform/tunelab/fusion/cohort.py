@@ -5,7 +5,8 @@ fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follo
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
 Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
-FUSED_MODELS, learning-rate schedules, gradient clipping, optimisers other than SGD and Adam,
+FUSED_MODELS, learning-rate schedules, gradient clipping, an optimiser without a flat rule
+(`flat_optimizer.FLAT_RULES`: all of tunelab's have one: SGD, Adam, AdamW, RMSprop, Adagrad),
 and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time).
 Batch norm is fused with each member's own running statistics (stacked buffers, updated member
 by member). Dropout is fused, each member at its own rate with its own masks
@@ -19,9 +20,10 @@ from typing import Any, Callable
 
 from tunelab.datasets import Splits
 from tunelab.fusion.engine import FusedArchitecture
+from tunelab.fusion.flat_optimizer import FLAT_RULES
 from tunelab.training.plan import TrialPlan
 
-FUSED_OPTIMIZERS = ("sgd", "adam")
+FUSED_OPTIMIZERS = tuple(FLAT_RULES)
 # Model families whose layers the engine batches (`fusion.stacked`, vmap for what it does not
 # know; tested member by member in tests/test_fusion.py).
 FUSED_MODELS = ("mlp", "cnn", "resnet")

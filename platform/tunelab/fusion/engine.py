@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from tunelab.datasets import Splits
-from tunelab.fusion.flat_optimizer import FlatLayout, FlatOptimizer
+from tunelab.fusion.flat_optimizer import FLAT_RULES, FlatLayout, FlatOptimizer
 from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
 from tunelab.fusion.stacked import stacked_model
 from tunelab.training.loop import prefixed, to_device
@@ -44,8 +44,8 @@ class MemberTraining:
     plan: TrialPlan
     params: Tensors
     buffers: Tensors
-    first_moment: Tensors  # SGD's momentum buffer, Adam's m
-    second_moment: Tensors  # Adam's v
+    first_moment: Tensors  # the momentum buffer (SGD, RMSprop), Adam's m
+    second_moment: Tensors  # Adam's v, RMSprop's square average, Adagrad's sum of squares
     steps: int  # optimiser steps taken: Adam's bias correction
     shuffle: torch.Generator  # the minibatch order, as the trial alone draws it
     dropout: dict[str, float]  # its own dropout rates, by MemberDropout buffer
@@ -118,11 +118,11 @@ class FusedArchitecture:
         params = {name: view.requires_grad_() for name, view in layout.views(flat).items()}
         leaves = list(params.values())
         buffers = self._stacked_buffers(members)
-        adam = members[0].plan.knobs["optimizer"] == "adam"
+        second_moment = FLAT_RULES[members[0].plan.knobs["optimizer"]].second_moment
         optimizer = FlatOptimizer(
             [m.plan.knobs for m in members], [m.steps for m in members], layout,
             torch.stack([layout.flatten(m.first_moment) for m in members]),
-            torch.stack([layout.flatten(m.second_moment) for m in members]) if adam else None, self.penalised)
+            torch.stack([layout.flatten(m.second_moment) for m in members]) if second_moment else None, self.penalised)
         forward = self._forward(training=True)
         orders = torch.stack([self._order(m) for m in members])
         for start in range(0, self.rows_used, self.batch_size):

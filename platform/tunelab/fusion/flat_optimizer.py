@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
-# Adam's constants, as torch.optim.Adam has them.
+# The constants torch.optim's defaults have (tunelab's optimisers build them so).
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+RMSPROP_ALPHA = 0.99
+RMSPROP_EPS = 1e-8
+ADAGRAD_EPS = 1e-10
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,9 @@ class FlatLayout:
 
 
 class FlatOptimizer:
-    """SGD (momentum, Nesterov, L2 weight decay) or Adam (L2 weight decay), with L1 on the
-    weights, over every member's flat parameters; each member its own hyperparameters and step
-    count, written as torch.optim's single-tensor updates are.
+    """One optimiser (`FLAT_RULES`: SGD, Adam, AdamW, RMSprop, Adagrad) over every member's flat
+    parameters, with L2 weight decay and L1 on the weights; each member its own hyperparameters
+    and step count, written as torch.optim's single-tensor updates are.
 
     The step runs parameter by parameter on views of the flat tensors, with autograd's
     gradients as they come: gathering them into one flat gradient first costs a pass over
@@ -76,15 +79,11 @@ class FlatOptimizer:
     def __init__(self, knobs: list[Mapping[str, Any]], steps: list[int], layout: FlatLayout, first_moment: torch.Tensor,
                  second_moment: torch.Tensor | None, penalised: list[str]) -> None:
         device = first_moment.device
-        self.kind = knobs[0]["optimizer"]
+        self.knobs = knobs
         self.lr = _column(knobs, "learning_rate", device)
         self.weight_decay = _unless_zero(_column(knobs, "weight_decay", device))
         self.l1 = _unless_zero(_column(knobs, "l1", device))
         self.momentum = _column(knobs, "momentum", device)
-        nesterov = [bool(k["nesterov"]) and float(k["momentum"]) > 0 for k in knobs]
-        # None: no member is Nesterov's; True: every one is; else a (members, 1) mask.
-        self.nesterov: bool | torch.Tensor | None = (
-            None if not any(nesterov) else True if all(nesterov) else torch.tensor(nesterov, device=device).unsqueeze(1))
         self.steps = list(steps)
         self.first_moment, self.second_moment = first_moment, second_moment
         self.penalised = [name in penalised for name in layout.names]
@@ -93,19 +92,14 @@ class FlatOptimizer:
         # Where a step writes its intermediate gradients: a fresh tensor of this size each step
         # comes from the kernel as zeroed pages (several times the cost of the arithmetic).
         self.scratch = list(layout.views(torch.empty_like(first_moment)).values())
+        self.rule = FLAT_RULES[knobs[0]["optimizer"]](self)
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], gradients: tuple[torch.Tensor, ...]) -> None:
         """One step of every member: `params` the flat tensor's views (changed in place),
         `gradients` theirs (left as they are)."""
         self.steps = [steps + 1 for steps in self.steps]
-        if self.kind == "adam":
-            beta1, beta2 = ADAM_BETAS
-            device = self.lr.device
-            correction1 = torch.tensor([1 - beta1 ** steps for steps in self.steps], device=device).unsqueeze(1)
-            correction2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** steps) for steps in self.steps],
-                                            device=device).unsqueeze(1)
-            step_size = self.lr / correction1
+        self.rule.begin_step()
         for index, (value, gradient) in enumerate(zip(params, gradients)):
             def per_member(column: torch.Tensor) -> torch.Tensor:
                 return column.view(-1, *([1] * (value.dim() - 1)))
@@ -113,29 +107,135 @@ class FlatOptimizer:
             scratch = self.scratch[index]
             if self.l1 is not None and self.penalised[index]:
                 gradient = torch.addcmul(gradient, torch.sign(value, out=scratch), per_member(self.l1), out=scratch)
-            if self.weight_decay is not None:
+            if self.weight_decay is not None and not self.rule.decoupled_weight_decay:
                 gradient = torch.addcmul(gradient, value, per_member(self.weight_decay), out=scratch)
-            first = self.first_views[index]
-            if self.kind == "sgd":
-                momentum = per_member(self.momentum)
-                # torch.optim.SGD's first buffer is the gradient itself: momentum × 0 + gradient;
-                # with momentum 0 the buffer is the gradient, and so is the update. One pass over
-                # memory where mul_ then add_ take two; it rounds as they do (a product, then a sum).
-                torch.addcmul(gradient, first, momentum, out=first)
-                if self.nesterov is None:
-                    update = first
-                elif self.nesterov is True:
-                    update = torch.addcmul(gradient, first, momentum, out=scratch)
-                else:
-                    update = torch.where(per_member(self.nesterov), torch.addcmul(gradient, first, momentum, out=scratch),
-                                         first)
-                value.addcmul_(update, per_member(self.lr), value=-1)
-            else:
-                second = self.second_views[index]
-                first.mul_(beta1).add_(gradient, alpha=1 - beta1)
-                second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-                denominator = (second.sqrt() / per_member(correction2_sqrt)).add_(ADAM_EPS)
-                value.sub_(per_member(step_size) * first / denominator)
+            second = self.second_views[index] if self.second_views else None
+            self.rule.update(value, gradient, self.first_views[index], second, scratch, per_member)
+
+
+PerMember = Callable[[torch.Tensor], torch.Tensor]  # a (members, 1) column, shaped to broadcast over a view
+
+
+class FlatRule:
+    """One optimiser's update of a parameter's (members, ...) view, as its torch.optim
+    single-tensor step writes it; one per FlatOptimizer (an epoch of a cohort). The gradient
+    comes with L1 added, and L2 weight decay too unless the rule decouples it (AdamW)."""
+
+    name: ClassVar[str]
+    second_moment: ClassVar[bool] = False  # whether it keeps a second buffer per parameter
+    decoupled_weight_decay: ClassVar[bool] = False
+
+    def __init__(self, optimizer: FlatOptimizer) -> None:
+        self.optimizer = optimizer
+
+    def begin_step(self) -> None:
+        """Per-member columns of this step (bias corrections)."""
+
+    def update(self, value: torch.Tensor, gradient: torch.Tensor, first: torch.Tensor, second: torch.Tensor | None,
+               scratch: torch.Tensor, per_member: PerMember) -> None:
+        raise NotImplementedError
+
+
+class FlatSGD(FlatRule):
+    """Momentum and Nesterov as torch.optim.SGD."""
+
+    name = "sgd"
+
+    def __init__(self, optimizer: FlatOptimizer) -> None:
+        super().__init__(optimizer)
+        nesterov = [bool(k["nesterov"]) and float(k["momentum"]) > 0 for k in optimizer.knobs]
+        # None: no member is Nesterov's; True: every one is; else a (members, 1) mask.
+        self.nesterov: bool | torch.Tensor | None = (
+            None if not any(nesterov) else True if all(nesterov)
+            else torch.tensor(nesterov, device=optimizer.lr.device).unsqueeze(1))
+
+    def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
+        momentum = per_member(self.optimizer.momentum)
+        # torch.optim.SGD's first buffer is the gradient itself: momentum × 0 + gradient;
+        # with momentum 0 the buffer is the gradient, and so is the update. One pass over
+        # memory where mul_ then add_ take two; it rounds as they do (a product, then a sum).
+        torch.addcmul(gradient, first, momentum, out=first)
+        if self.nesterov is None:
+            update = first
+        elif self.nesterov is True:
+            update = torch.addcmul(gradient, first, momentum, out=scratch)
+        else:
+            update = torch.where(per_member(self.nesterov), torch.addcmul(gradient, first, momentum, out=scratch), first)
+        value.addcmul_(update, per_member(self.optimizer.lr), value=-1)
+
+
+class FlatAdam(FlatRule):
+    """torch.optim.Adam with its default betas and eps."""
+
+    name = "adam"
+    second_moment = True
+
+    def begin_step(self) -> None:
+        optimizer = self.optimizer
+        beta1, beta2 = ADAM_BETAS
+        device = optimizer.lr.device
+        correction1 = torch.tensor([1 - beta1 ** steps for steps in optimizer.steps], device=device).unsqueeze(1)
+        self.correction2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** steps) for steps in optimizer.steps],
+                                             device=device).unsqueeze(1)
+        self.step_size = optimizer.lr / correction1
+
+    def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
+        beta1, beta2 = ADAM_BETAS
+        first.mul_(beta1).add_(gradient, alpha=1 - beta1)
+        second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+        denominator = (second.sqrt() / per_member(self.correction2_sqrt)).add_(ADAM_EPS)
+        value.sub_(per_member(self.step_size) * first / denominator)
+
+
+class FlatAdamW(FlatAdam):
+    """torch.optim.AdamW: Adam whose weight decay shrinks the weights before the step instead
+    of joining the gradient."""
+
+    name = "adamw"
+    decoupled_weight_decay = True
+
+    def __init__(self, optimizer: FlatOptimizer) -> None:
+        super().__init__(optimizer)
+        # 1 - lr × weight_decay in double, as torch computes it, then in the weights' precision.
+        self.decay_factor = torch.tensor([1 - float(k["learning_rate"]) * float(k["weight_decay"]) for k in optimizer.knobs],
+                                         dtype=torch.float64).to(torch.float32).to(optimizer.lr.device).unsqueeze(1)
+
+    def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
+        if self.optimizer.weight_decay is not None:
+            value.mul_(per_member(self.decay_factor))
+        super().update(value, gradient, first, second, scratch, per_member)
+
+
+class FlatRMSprop(FlatRule):
+    """torch.optim.RMSprop (alpha 0.99, eps 1e-8, not centred) with each member's momentum.
+
+    The momentum buffer is kept for every member: with momentum 0 it is the step itself, the
+    same numbers torch's step without a buffer computes."""
+
+    name = "rmsprop"
+    second_moment = True
+
+    def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
+        second.mul_(RMSPROP_ALPHA).addcmul_(gradient, gradient, value=1 - RMSPROP_ALPHA)
+        average = second.sqrt().add_(RMSPROP_EPS)
+        first.mul_(per_member(self.optimizer.momentum)).addcdiv_(gradient, average)
+        value.addcmul_(first, per_member(self.optimizer.lr), value=-1)
+
+
+class FlatAdagrad(FlatRule):
+    """torch.optim.Adagrad (no learning-rate decay, accumulator from 0, eps 1e-10): the sum of
+    squared gradients is the second buffer."""
+
+    name = "adagrad"
+    second_moment = True
+
+    def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
+        second.addcmul_(gradient, gradient, value=1)
+        deviation = second.sqrt().add_(ADAGRAD_EPS)
+        value.addcmul_(gradient / deviation, per_member(self.optimizer.lr), value=-1)
+
+
+FLAT_RULES: dict[str, type[FlatRule]] = {rule.name: rule for rule in (FlatSGD, FlatAdam, FlatAdamW, FlatRMSprop, FlatAdagrad)}
 
 
 def _column(knobs: list[Mapping[str, Any]], name: str, device: torch.device) -> torch.Tensor:
