@@ -24,9 +24,11 @@ from tunelab.fusion.flat_optimizer import FLAT_RULES
 from tunelab.training.plan import TrialPlan
 
 FUSED_OPTIMIZERS = tuple(FLAT_RULES)
-# Model families whose layers the engine batches (`fusion.stacked`, vmap for what it does not
-# know; tested member by member in tests/test_fusion.py).
-FUSED_MODELS = ("mlp", "cnn", "resnet")
+# Model families whose layers the engine batches (`fusion.stacked`: MLP, CNN, ResNet; vmap for
+# what it does not know: the autoencoder, whose forward reshapes to the input's shape; tested
+# member by member in tests/test_fusion.py). Not the RNN: torch's recurrent layers have no
+# batching rule for vmap ("Batching rule not implemented for aten::lstm.input").
+FUSED_MODELS = ("mlp", "cnn", "resnet", "autoencoder")
 
 
 def fusion_refusal(plan: TrialPlan) -> str | None:
