@@ -23,14 +23,14 @@ SEEDS = 3
 
 
 def confirmed_study(name: str, fuse: Any, storage: Path, said: list[str]) -> tuple[Spec, pd.DataFrame]:
-    """Four trials (without gradient clipping, which fuse, and with it, which do not, at two
-    learning rates), each
+    """Four trials (a constant learning rate, which fuses, and a one-cycle schedule, which does
+    not, at two learning rates), each
     confirmed with SEEDS seeds at the end of the study; its confirm.parquet."""
     document = small_study(name=name, dataset={"max_train_samples": 400}, scheduler="none",
                            # Patience 1 and a large min_delta: replicates end at epochs of their own.
                            train={"max_epochs": 4, "fuse": fuse, "early_stopping": {"patience": 1, "min_delta": 0.02}},
                            searcher={"name": "grid", "seed": 0}, budget={"num_samples": 4, "max_concurrent": 4})
-    document["search_space"] = {"grad_clip_norm": {"type": "choice", "values": [0.0, 1.0]},
+    document["search_space"] = {"lr_schedule": {"type": "choice", "values": ["none", "onecycle"]},
                                 "learning_rate": {"type": "choice", "values": [0.005, 0.05]}}
     del document["searcher"]["n_startup_trials"]
     document["confirm"] = {"top": 4, "seeds": SEEDS}
@@ -50,7 +50,7 @@ def confirmed(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> di
 def by_configuration(rows: pd.DataFrame, storage: Path, study: str) -> pd.DataFrame:
     """The replicates keyed by their trial's configuration and their replicate number."""
     trials = pd.read_parquet(StudyPaths.of(storage, study).root / "trials.parquet").set_index("trial_id")
-    keys = trials["param_grad_clip_norm"].astype(str) + "@" + trials["param_learning_rate"].astype(str)
+    keys = trials["param_lr_schedule"] + "@" + trials["param_learning_rate"].astype(str)
     return rows.assign(configuration=rows["trial_id"].map(keys)).set_index(["configuration", "replicate"]).sort_index()
 
 
@@ -62,11 +62,11 @@ def test_a_fused_studys_confirm_stores_what_the_same_confirm_unfused_stores(conf
     plain = by_configuration(confirmed["unfused"][1], storage, "unfused")
     assert len(fused) == len(plain) == 4 * SEEDS
     assert set(fused.columns) - set(plain.columns) == {"fusion"}, "only the column that says how they trained"
-    # Unclipped replicates trained as one cohort per configuration, in one Ray task each; clipped ones alone.
-    unclipped = fused.index.get_level_values("configuration").str.startswith("0.0@")
-    assert (fused.loc[unclipped, "fusion"] == "fused").all()
-    refusal = fusion_refusal(study_setup(spec).plan_for({"grad_clip_norm": 1.0, "learning_rate": 0.05}))
-    assert refusal is not None and (fused.loc[~unclipped, "fusion"] == refusal).all()
+    # Constant-rate replicates trained as one cohort per configuration, in one Ray task each; one-cycle ones alone.
+    constant = fused.index.get_level_values("configuration").str.startswith("none@")
+    assert (fused.loc[constant, "fusion"] == "fused").all()
+    refusal = fusion_refusal(study_setup(spec).plan_for({"lr_schedule": "onecycle", "learning_rate": 0.05}))
+    assert refusal is not None and (fused.loc[~constant, "fusion"] == refusal).all()
     assert any(line.endswith(f"→ {2 + 2 * SEEDS} Ray tasks (2 configuration(s) fused)") for line in confirmed["said"])
 
     assert plain["epochs"].nunique() > 1, "replicates ended at epochs of their own"

@@ -1,7 +1,7 @@
 """A fused cohort trains each member exactly as the member's trial trains alone (issue 21's
 core): every epoch's losses and accuracies to float tolerance, for SGD (with and without
-momentum, Nesterov), Adam, AdamW, RMSprop (with and without momentum) and Adagrad, weight decay
-and L1, on an MLP, a CNN, a ResNet and an autoencoder, without and with
+momentum, Nesterov), Adam, AdamW, RMSprop (with and without momentum) and Adagrad, weight decay,
+L1, gradient clipping and learning-rate schedules, on an MLP, a CNN, a ResNet and an autoencoder, without and with
 batch norm (each member its own running statistics); dropout at each member's own rate."""
 
 from __future__ import annotations
@@ -52,17 +52,20 @@ def fused(trials: list[TrialPlan], data: Splits) -> list[list[dict[str, float]]]
 
 
 MEMBERS = {
-    "sgd": [dict(optimizer="sgd", learning_rate=0.05), dict(optimizer="sgd", learning_rate=0.01, momentum=0.9),
+    # Gradient clipping on some members (each cohort has members with and without): L1's term is
+    # clipped with the loss's gradient, as the trial alone's autograd gives it.
+    "sgd": [dict(optimizer="sgd", learning_rate=0.05, grad_clip_norm=0.1), dict(optimizer="sgd", learning_rate=0.01, momentum=0.9),
             dict(optimizer="sgd", learning_rate=0.02, momentum=0.8, nesterov=True, weight_decay=1e-3)],
     # Learning rates at which training is not chaotic: at 0.01 a ResNet's Adam run amplifies the
     # last bit of a vmapped convolution's rounding to 0.2 % of its loss by the third epoch.
     "adam": [dict(optimizer="adam", learning_rate=0.003), dict(optimizer="adam", learning_rate=0.001, weight_decay=1e-4),
-             dict(optimizer="adam", learning_rate=0.002, l1=1e-4)],
+             dict(optimizer="adam", learning_rate=0.002, l1=1e-4, grad_clip_norm=0.05)],
     # AdamW's decay is decoupled: large enough here to move the weights visibly in three epochs.
     "adamw": [dict(optimizer="adamw", learning_rate=0.003, weight_decay=0.05),
               dict(optimizer="adamw", learning_rate=0.001, weight_decay=0.5), dict(optimizer="adamw", learning_rate=0.002, l1=1e-4)],
     # Momentum 0 and not in one cohort: torch steps without a buffer, the member with one.
-    "rmsprop": [dict(optimizer="rmsprop", learning_rate=0.001), dict(optimizer="rmsprop", learning_rate=0.0005, momentum=0.5),
+    "rmsprop": [dict(optimizer="rmsprop", learning_rate=0.001),
+                dict(optimizer="rmsprop", learning_rate=0.0005, momentum=0.5, grad_clip_norm=0.05),
                 dict(optimizer="rmsprop", learning_rate=0.001, weight_decay=1e-3, l1=1e-4)],
     "adagrad": [dict(optimizer="adagrad", learning_rate=0.01), dict(optimizer="adagrad", learning_rate=0.03, weight_decay=1e-3),
                 dict(optimizer="adagrad", learning_rate=0.02, l1=1e-4)],
@@ -168,8 +171,7 @@ def test_members_may_end_at_their_own_epochs(digits: Splits) -> None:
     "changes,reason",
     [
         ({"model": "rnn", "model_params": {}}, "model 'rnn' is not fused"),
-        ({"knobs": {"lr_schedule": "cosine"}}, "schedule 'cosine'"),
-        ({"knobs": {"grad_clip_norm": 1.0}}, "gradient clipping"),
+        ({"knobs": {"lr_schedule": "onecycle"}}, "schedule 'onecycle'"),
     ],
 )
 def test_what_cannot_be_fused_says_why(changes: dict[str, Any], reason: str) -> None:
@@ -186,6 +188,48 @@ def test_every_optimizer_tunelab_offers_is_fused() -> None:
     assert set(OPTIMIZERS) == set(MEMBERS), "each optimiser's members are tested against their trials alone"
     for name in OPTIMIZERS:
         assert fusion_refusal(plan("mlp", {"width": 32}, optimizer=name)) is None, name
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_members_follow_their_own_learning_rate_schedules_as_their_trials_alone(optimizer: str, digits: Splits) -> None:
+    """Cosine, step and constant rates in one cohort (a schedule never splits one): every epoch's
+    rate and losses as the trial alone's; then a member resumed from its state after epoch 2
+    goes on with its schedule where it was."""
+    knobs = dict(optimizer=optimizer, learning_rate=0.05 if optimizer == "sgd" else 0.003, weight_decay=0.01)
+    trials = [plan("mlp", MODELS["mlp"], **knobs, lr_schedule="cosine"),
+              plan("mlp", MODELS["mlp"], **knobs, lr_schedule="step", lr_step_size=1, lr_gamma=0.5),
+              plan("mlp", MODELS["mlp"], **knobs)]
+    assert len({cohort_key(trial) for trial in trials}) == 1 and all(fusion_refusal(t) is None for t in trials)
+    together = fused(trials, digits)
+    for member, trial in enumerate(trials):
+        expected = alone(trial, digits)
+        assert [e["lr"] for e in together[member]] == pytest.approx([e["lr"] for e in expected], rel=1e-12)
+        for mine, theirs in zip(together[member], expected):
+            for metric in ("train_loss", "val_loss"):
+                assert mine[metric] == pytest.approx(theirs[metric], rel=2e-4, abs=2e-5), (member, mine["epoch"], metric)
+    assert [e["lr"] for e in together[1]] == pytest.approx([knobs["learning_rate"] * 0.5 ** k for k in range(3)])
+
+    architecture = FusedArchitecture(trials[0], digits)
+    member = architecture.new_member(trials[0])
+    for _ in range(2):
+        architecture.train_epoch([member])
+    resumed = architecture.new_member(trials[0], resume=member.state())
+    architecture.train_epoch([resumed])
+    assert resumed.epoch_lr == pytest.approx(together[0][2]["lr"], rel=1e-12)
+    assert architecture.measure([resumed])[0]["val_loss"] == pytest.approx(together[0][2]["val_loss"], rel=1e-6)
+
+
+def test_a_schedule_stepped_every_batch_is_not_fused(digits: Splits) -> None:
+    refusal = fusion_refusal(plan("mlp", MODELS["mlp"], optimizer="sgd", lr_schedule="onecycle"))
+    assert refusal is not None and "'onecycle' is not fused" in refusal
+
+
+def test_clipping_changes_a_members_training_as_it_changes_its_trial_alone(digits: Splits) -> None:
+    """The clipped members above do clip: alone, the same configuration unclipped trains otherwise."""
+    clipped = plan("mlp", MODELS["mlp"], **MEMBERS["sgd"][0])
+    unclipped = plan("mlp", MODELS["mlp"], **{**MEMBERS["sgd"][0], "grad_clip_norm": 0.0})
+    assert clipped.knobs["grad_clip_norm"] > 0
+    assert alone(clipped, digits)[0]["train_loss"] != pytest.approx(alone(unclipped, digits)[0]["train_loss"], rel=1e-3)
 
 
 def test_members_of_different_shapes_are_not_fused() -> None:

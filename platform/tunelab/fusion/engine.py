@@ -14,6 +14,7 @@ epochs: each epoch stacks whoever is present.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -22,6 +23,7 @@ import torch
 from tunelab.datasets import Splits
 from tunelab.fusion.flat_optimizer import FLAT_RULES, FlatLayout, FlatOptimizer
 from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
+from tunelab.fusion.member_schedule import MemberSchedule
 from tunelab.fusion.stacked import stacked_model
 from tunelab.training.loop import prefixed, to_device
 from tunelab.training.plan import TrialPlan
@@ -50,6 +52,8 @@ class MemberTraining:
     shuffle: torch.Generator  # the minibatch order, as the trial alone draws it
     dropout: dict[str, float]  # its own dropout rates, by MemberDropout buffer
     rows: torch.Tensor | None = None  # its own training rows (a bootstrap resample), or every row
+    schedule: MemberSchedule | None = None  # its learning-rate schedule; None: a constant rate
+    epoch_lr: float = 0.0  # the rate of the epoch it trained last, as its trial alone reports it
 
     def weights(self) -> Tensors:
         """The member's model state, as `model.state_dict()` of its trial alone names it."""
@@ -58,7 +62,11 @@ class MemberTraining:
     def state(self) -> dict[str, Any]:
         return {"weights": self.weights(), "first_moment": _cloned(self.first_moment),
                 "second_moment": _cloned(self.second_moment), "steps": self.steps,
-                "shuffle_rng": self.shuffle.get_state()}
+                "shuffle_rng": self.shuffle.get_state(),
+                "schedule": self.schedule.state() if self.schedule is not None else None}
+
+    def next_lr(self) -> float:
+        return self.schedule.lr if self.schedule is not None else float(self.plan.knobs["learning_rate"])
 
 
 class FusedArchitecture:
@@ -86,6 +94,7 @@ class FusedArchitecture:
         self.batch_size = n_train if plan.knobs["batch_size"] == "full" else min(plan.knobs["batch_size"], n_train)
         # As train_trial: a trailing batch of one example would break batch norm; it rejoins next epoch.
         self.rows_used = n_train - 1 if self.batch_size > 1 and n_train % self.batch_size == 1 else n_train
+        self.steps_per_epoch = math.ceil(self.rows_used / self.batch_size)
 
     def new_member(self, plan: TrialPlan, resume: Mapping[str, Any] | None = None,
                    rows: torch.Tensor | None = None) -> MemberTraining:
@@ -102,11 +111,13 @@ class FusedArchitecture:
         shuffle = torch.Generator(device="cpu").manual_seed(plan.rules.seed)
         member = MemberTraining(plan, params, buffers, _zeros_like(params), _zeros_like(params), 0, shuffle,
                                 dropout_rates(model), None if rows is None else rows.to(self.device))
+        member.schedule = MemberSchedule.of(plan, self.steps_per_epoch)
         if resume is not None:
             member.first_moment = _on(resume["first_moment"], self.device)
             member.second_moment = _on(resume["second_moment"], self.device)
             member.steps = int(resume["steps"])
             member.shuffle.set_state(resume["shuffle_rng"])
+            member.schedule = MemberSchedule.of(plan, self.steps_per_epoch, resume.get("schedule"))
         return member
 
     def train_epoch(self, members: list[MemberTraining]) -> None:
@@ -119,8 +130,10 @@ class FusedArchitecture:
         leaves = list(params.values())
         buffers = self._stacked_buffers(members)
         second_moment = FLAT_RULES[members[0].plan.knobs["optimizer"]].second_moment
+        for member in members:
+            member.epoch_lr = member.next_lr()
         optimizer = FlatOptimizer(
-            [m.plan.knobs for m in members], [m.steps for m in members], layout,
+            [m.plan.knobs for m in members], [m.epoch_lr for m in members], [m.steps for m in members], layout,
             torch.stack([layout.flatten(m.first_moment) for m in members]),
             torch.stack([layout.flatten(m.second_moment) for m in members]) if second_moment else None, self.penalised)
         forward = self._forward(training=True)
@@ -140,6 +153,8 @@ class FusedArchitecture:
             if optimizer.second_moment is not None:
                 member.second_moment = layout.views(optimizer.second_moment[index])
             member.steps = optimizer.steps[index]
+            if member.schedule is not None:
+                member.schedule.epoch_ended()
 
     def measure(self, members: list[MemberTraining]) -> list[dict[str, float]]:
         """Every member's train and validation metrics, in eval mode, as train_trial measures them."""

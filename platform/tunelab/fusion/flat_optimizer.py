@@ -68,21 +68,25 @@ class FlatLayout:
 
 class FlatOptimizer:
     """One optimiser (`FLAT_RULES`: SGD, Adam, AdamW, RMSprop, Adagrad) over every member's flat
-    parameters, with L2 weight decay and L1 on the weights; each member its own hyperparameters
-    and step count, written as torch.optim's single-tensor updates are.
+    parameters, with L2 weight decay, L1 on the weights and the gradient's norm clipped; each
+    member its own hyperparameters and step count, written as torch.optim's single-tensor
+    updates and `clip_grad_norm_` are.
 
     The step runs parameter by parameter on views of the flat tensors, with autograd's
     gradients as they come: gathering them into one flat gradient first costs a pass over
     memory, and memory, not arithmetic, bounds these element-wise updates (measured: with 64
     members of a 26k-parameter MLP a step's passes over the (members, P) tensors dominate)."""
 
-    def __init__(self, knobs: list[Mapping[str, Any]], steps: list[int], layout: FlatLayout, first_moment: torch.Tensor,
-                 second_moment: torch.Tensor | None, penalised: list[str]) -> None:
+    def __init__(self, knobs: list[Mapping[str, Any]], learning_rates: list[float], steps: list[int], layout: FlatLayout,
+                 first_moment: torch.Tensor, second_moment: torch.Tensor | None, penalised: list[str]) -> None:
+        """`learning_rates`: each member's rate for this epoch (its knob, or its schedule's)."""
         device = first_moment.device
         self.knobs = knobs
-        self.lr = _column(knobs, "learning_rate", device)
+        self.learning_rates = learning_rates
+        self.lr = torch.tensor(learning_rates, dtype=torch.float32, device=device).unsqueeze(1)
         self.weight_decay = _unless_zero(_column(knobs, "weight_decay", device))
         self.l1 = _unless_zero(_column(knobs, "l1", device))
+        self.clip_norm = _unless_zero(_column(knobs, "grad_clip_norm", device))  # 0: a member's is not clipped
         self.momentum = _column(knobs, "momentum", device)
         self.steps = list(steps)
         self.first_moment, self.second_moment = first_moment, second_moment
@@ -100,17 +104,34 @@ class FlatOptimizer:
         `gradients` theirs (left as they are)."""
         self.steps = [steps + 1 for steps in self.steps]
         self.rule.begin_step()
+        if self.l1 is not None:
+            # The L1 term is part of the loss a trial alone differentiates: clipping sees it.
+            gradients = tuple(
+                torch.addcmul(gradient, torch.sign(value, out=scratch), _per_member(self.l1, value), out=scratch)
+                if penalised else gradient
+                for value, gradient, scratch, penalised in zip(params, gradients, self.scratch, self.penalised))
+        if self.clip_norm is not None:
+            gradients = self._clipped(gradients)
         for index, (value, gradient) in enumerate(zip(params, gradients)):
             def per_member(column: torch.Tensor) -> torch.Tensor:
-                return column.view(-1, *([1] * (value.dim() - 1)))
+                return _per_member(column, value)
 
             scratch = self.scratch[index]
-            if self.l1 is not None and self.penalised[index]:
-                gradient = torch.addcmul(gradient, torch.sign(value, out=scratch), per_member(self.l1), out=scratch)
             if self.weight_decay is not None and not self.rule.decoupled_weight_decay:
                 gradient = torch.addcmul(gradient, value, per_member(self.weight_decay), out=scratch)
             second = self.second_views[index] if self.second_views else None
             self.rule.update(value, gradient, self.first_views[index], second, scratch, per_member)
+
+    def _clipped(self, gradients: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Each member's gradients scaled as `clip_grad_norm_` scales its trial's: by
+        min(1, max_norm / (norm + 1e-6)), the norm over all of its parameters' gradients."""
+        members = self.lr.shape[0]
+        norms = torch.stack([torch.linalg.vector_norm(gradient.reshape(members, -1), dim=1) for gradient in gradients],
+                            dim=1)
+        total = torch.linalg.vector_norm(norms, dim=1, keepdim=True)
+        scale = torch.where(self.clip_norm > 0, torch.clamp(self.clip_norm / (total + 1e-6), max=1.0), 1.0)
+        return tuple(torch.mul(gradient, _per_member(scale, gradient), out=scratch)
+                     for gradient, scratch in zip(gradients, self.scratch))
 
 
 PerMember = Callable[[torch.Tensor], torch.Tensor]  # a (members, 1) column, shaped to broadcast over a view
@@ -197,7 +218,8 @@ class FlatAdamW(FlatAdam):
     def __init__(self, optimizer: FlatOptimizer) -> None:
         super().__init__(optimizer)
         # 1 - lr × weight_decay in double, as torch computes it, then in the weights' precision.
-        self.decay_factor = torch.tensor([1 - float(k["learning_rate"]) * float(k["weight_decay"]) for k in optimizer.knobs],
+        self.decay_factor = torch.tensor([1 - lr * float(k["weight_decay"])
+                                          for lr, k in zip(optimizer.learning_rates, optimizer.knobs)],
                                          dtype=torch.float64).to(torch.float32).to(optimizer.lr.device).unsqueeze(1)
 
     def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
@@ -236,6 +258,11 @@ class FlatAdagrad(FlatRule):
 
 
 FLAT_RULES: dict[str, type[FlatRule]] = {rule.name: rule for rule in (FlatSGD, FlatAdam, FlatAdamW, FlatRMSprop, FlatAdagrad)}
+
+
+def _per_member(column: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (members, 1) column shaped to broadcast over a (members, ...) view."""
+    return column.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _column(knobs: list[Mapping[str, Any]], name: str, device: torch.device) -> torch.Tensor:

@@ -61,7 +61,7 @@ class FusedMember:
         self.epoch += 1
         self.train_seconds += training_seconds
         rules = self.plan.rules
-        report: dict[str, Any] = {"epoch": self.epoch, "lr": float(self.plan.knobs["learning_rate"]),
+        report: dict[str, Any] = {"epoch": self.epoch, "lr": self.training.epoch_lr,
                                   "num_parameters": count_parameters(architecture.template),
                                   "train_seconds": self.train_seconds, **measured}
         verdict = judge_epoch(report, self.epoch, rules, self.objective, self.patience)
