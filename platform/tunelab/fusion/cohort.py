@@ -5,8 +5,7 @@ fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follo
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
 Not fused (a trial trains alone, the reason said by `fusion_refusal`): model families other than
-FUSED_MODELS, learning-rate schedules stepped every batch (`onecycle`; `step` and `cosine`
-are fused, `member_schedule`), an optimiser without a flat rule
+FUSED_MODELS, an optimiser without a flat rule
 (`flat_optimizer.FLAT_RULES`: all of tunelab's have one: SGD, Adam, AdamW, RMSprop, Adagrad),
 and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time).
 Batch norm is fused with each member's own running statistics (stacked buffers, updated member
@@ -22,7 +21,6 @@ from typing import Any, Callable
 from tunelab.datasets import Splits
 from tunelab.fusion.engine import FusedArchitecture
 from tunelab.fusion.flat_optimizer import FLAT_RULES
-from tunelab.fusion.member_schedule import schedule_refusal
 from tunelab.training.plan import TrialPlan
 
 FUSED_OPTIMIZERS = tuple(FLAT_RULES)
@@ -40,9 +38,6 @@ def fusion_refusal(plan: TrialPlan) -> str | None:
         return f"model {plan.model_name!r} is not fused (only {', '.join(FUSED_MODELS)})"
     if knobs["optimizer"] not in FUSED_OPTIMIZERS:
         return f"optimizer {knobs['optimizer']!r} is not fused (only {', '.join(FUSED_OPTIMIZERS)})"
-    schedule = schedule_refusal(plan)
-    if schedule is not None:
-        return schedule
     if any(metric == "train_seconds" for metric, _ in plan.rules.objectives):
         return "train_seconds is an objective: a fused member's training time is its whole cohort's"
     return None

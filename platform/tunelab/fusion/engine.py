@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from tunelab.datasets import Splits
-from tunelab.fusion.flat_optimizer import FLAT_RULES, FlatLayout, FlatOptimizer
+from tunelab.fusion.flat_optimizer import FLAT_RULES, FlatLayout, FlatOptimizer, StepHyperparameters
 from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
 from tunelab.fusion.member_schedule import MemberSchedule
 from tunelab.fusion.stacked import stacked_model
@@ -65,8 +65,12 @@ class MemberTraining:
                 "shuffle_rng": self.shuffle.get_state(),
                 "schedule": self.schedule.state() if self.schedule is not None else None}
 
-    def next_lr(self) -> float:
-        return self.schedule.lr if self.schedule is not None else float(self.plan.knobs["learning_rate"])
+    def epoch_hyperparameters(self, steps: int) -> list[StepHyperparameters]:
+        """Its hyperparameters for each of the next epoch's steps: its schedule's, else its knobs'."""
+        if self.schedule is not None:
+            return self.schedule.epoch(steps)
+        knobs = self.plan.knobs
+        return [StepHyperparameters(lr=float(knobs["learning_rate"]), momentum=float(knobs["momentum"]))] * steps
 
 
 class FusedArchitecture:
@@ -130,15 +134,20 @@ class FusedArchitecture:
         leaves = list(params.values())
         buffers = self._stacked_buffers(members)
         second_moment = FLAT_RULES[members[0].plan.knobs["optimizer"]].second_moment
-        for member in members:
-            member.epoch_lr = member.next_lr()
+        # (members × steps): each member's schedule stepped through the epoch, as its trial alone's.
+        hyperparameters = [member.epoch_hyperparameters(self.steps_per_epoch) for member in members]
+        per_batch = any(member.schedule is not None and member.schedule.schedule.per_batch for member in members)
+        for member, own in zip(members, hyperparameters):
+            member.epoch_lr = own[0].lr
         optimizer = FlatOptimizer(
-            [m.plan.knobs for m in members], [m.epoch_lr for m in members], [m.steps for m in members], layout,
+            [m.plan.knobs for m in members], [own[0] for own in hyperparameters], [m.steps for m in members], layout,
             torch.stack([layout.flatten(m.first_moment) for m in members]),
             torch.stack([layout.flatten(m.second_moment) for m in members]) if second_moment else None, self.penalised)
         forward = self._forward(training=True)
         orders = torch.stack([self._order(m) for m in members])
-        for start in range(0, self.rows_used, self.batch_size):
+        for step, start in enumerate(range(0, self.rows_used, self.batch_size)):
+            if per_batch and step > 0:
+                optimizer.set_hyperparameters([own[step] for own in hyperparameters])
             rows = orders[:, start:start + self.batch_size]  # (members, batch): each member's own rows
             outputs = forward(params, buffers, self.train_x[rows])
             # The task's mean loss over every member's rows is the mean of the members' own
@@ -153,8 +162,6 @@ class FusedArchitecture:
             if optimizer.second_moment is not None:
                 member.second_moment = layout.views(optimizer.second_moment[index])
             member.steps = optimizer.steps[index]
-            if member.schedule is not None:
-                member.schedule.epoch_ended()
 
     def measure(self, members: list[MemberTraining]) -> list[dict[str, float]]:
         """Every member's train and validation metrics, in eval mode, as train_trial measures them."""

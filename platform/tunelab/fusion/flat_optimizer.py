@@ -25,6 +25,16 @@ ADAGRAD_EPS = 1e-10
 
 
 @dataclass(frozen=True)
+class StepHyperparameters:
+    """One member's hyperparameters for one optimiser step: its knobs', or as its learning-rate
+    schedule sets them (a one-cycle schedule cycles momentum, or Adam's beta1, with the rate)."""
+
+    lr: float
+    momentum: float
+    beta1: float = ADAM_BETAS[0]
+
+
+@dataclass(frozen=True)
 class FlatLayout:
     """Where each of a model's parameters sits in a member's flat row of P numbers.
 
@@ -77,17 +87,17 @@ class FlatOptimizer:
     memory, and memory, not arithmetic, bounds these element-wise updates (measured: with 64
     members of a 26k-parameter MLP a step's passes over the (members, P) tensors dominate)."""
 
-    def __init__(self, knobs: list[Mapping[str, Any]], learning_rates: list[float], steps: list[int], layout: FlatLayout,
-                 first_moment: torch.Tensor, second_moment: torch.Tensor | None, penalised: list[str]) -> None:
-        """`learning_rates`: each member's rate for this epoch (its knob, or its schedule's)."""
-        device = first_moment.device
+    def __init__(self, knobs: list[Mapping[str, Any]], hyperparameters: list[StepHyperparameters], steps: list[int],
+                 layout: FlatLayout, first_moment: torch.Tensor, second_moment: torch.Tensor | None,
+                 penalised: list[str]) -> None:
+        """`hyperparameters`: each member's for the epoch's first step (`set_hyperparameters`
+        changes them for a later one)."""
+        self.device = device = first_moment.device
         self.knobs = knobs
-        self.learning_rates = learning_rates
-        self.lr = torch.tensor(learning_rates, dtype=torch.float32, device=device).unsqueeze(1)
         self.weight_decay = _unless_zero(_column(knobs, "weight_decay", device))
         self.l1 = _unless_zero(_column(knobs, "l1", device))
         self.clip_norm = _unless_zero(_column(knobs, "grad_clip_norm", device))  # 0: a member's is not clipped
-        self.momentum = _column(knobs, "momentum", device)
+        self._set_columns(hyperparameters)
         self.steps = list(steps)
         self.first_moment, self.second_moment = first_moment, second_moment
         self.penalised = [name in penalised for name in layout.names]
@@ -97,6 +107,17 @@ class FlatOptimizer:
         # comes from the kernel as zeroed pages (several times the cost of the arithmetic).
         self.scratch = list(layout.views(torch.empty_like(first_moment)).values())
         self.rule = FLAT_RULES[knobs[0]["optimizer"]](self)
+
+    def set_hyperparameters(self, hyperparameters: list[StepHyperparameters]) -> None:
+        """Each member's for the next step."""
+        self._set_columns(hyperparameters)
+        self.rule.hyperparameters_changed()
+
+    def _set_columns(self, hyperparameters: list[StepHyperparameters]) -> None:
+        device = self.device
+        self.hyperparameters = hyperparameters
+        self.lr = torch.tensor([h.lr for h in hyperparameters], dtype=torch.float32, device=device).unsqueeze(1)
+        self.momentum = torch.tensor([h.momentum for h in hyperparameters], dtype=torch.float32, device=device).unsqueeze(1)
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], gradients: tuple[torch.Tensor, ...]) -> None:
@@ -152,6 +173,9 @@ class FlatRule:
     def begin_step(self) -> None:
         """Per-member columns of this step (bias corrections)."""
 
+    def hyperparameters_changed(self) -> None:
+        """Per-member columns that follow the learning rate."""
+
     def update(self, value: torch.Tensor, gradient: torch.Tensor, first: torch.Tensor, second: torch.Tensor | None,
                scratch: torch.Tensor, per_member: PerMember) -> None:
         raise NotImplementedError
@@ -186,23 +210,27 @@ class FlatSGD(FlatRule):
 
 
 class FlatAdam(FlatRule):
-    """torch.optim.Adam with its default betas and eps."""
+    """torch.optim.Adam with its default betas and eps; beta1 each member's own (its knob's
+    default, unless a one-cycle schedule cycles it)."""
 
     name = "adam"
     second_moment = True
 
     def begin_step(self) -> None:
         optimizer = self.optimizer
-        beta1, beta2 = ADAM_BETAS
+        beta2 = ADAM_BETAS[1]
         device = optimizer.lr.device
-        correction1 = torch.tensor([1 - beta1 ** steps for steps in optimizer.steps], device=device).unsqueeze(1)
+        beta1 = [h.beta1 for h in optimizer.hyperparameters]
+        # torch's bias correction takes the step's own beta1.
+        correction1 = torch.tensor([1 - b1 ** steps for b1, steps in zip(beta1, optimizer.steps)], device=device).unsqueeze(1)
         self.correction2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** steps) for steps in optimizer.steps],
                                              device=device).unsqueeze(1)
+        self.first_weight = torch.tensor([1 - b1 for b1 in beta1], device=device).unsqueeze(1)
         self.step_size = optimizer.lr / correction1
 
     def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
-        beta1, beta2 = ADAM_BETAS
-        first.mul_(beta1).add_(gradient, alpha=1 - beta1)
+        beta2 = ADAM_BETAS[1]
+        first.lerp_(gradient, per_member(self.first_weight))
         second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
         denominator = (second.sqrt() / per_member(self.correction2_sqrt)).add_(ADAM_EPS)
         value.sub_(per_member(self.step_size) * first / denominator)
@@ -217,9 +245,13 @@ class FlatAdamW(FlatAdam):
 
     def __init__(self, optimizer: FlatOptimizer) -> None:
         super().__init__(optimizer)
+        self.hyperparameters_changed()
+
+    def hyperparameters_changed(self) -> None:
+        optimizer = self.optimizer
         # 1 - lr × weight_decay in double, as torch computes it, then in the weights' precision.
-        self.decay_factor = torch.tensor([1 - lr * float(k["weight_decay"])
-                                          for lr, k in zip(optimizer.learning_rates, optimizer.knobs)],
+        self.decay_factor = torch.tensor([1 - h.lr * float(k["weight_decay"])
+                                          for h, k in zip(optimizer.hyperparameters, optimizer.knobs)],
                                          dtype=torch.float64).to(torch.float32).to(optimizer.lr.device).unsqueeze(1)
 
     def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
