@@ -491,3 +491,18 @@ def test_a_running_and_a_diverged_trial_are_shown_without_a_best_value(classifie
     assert not diagnosis.loc[[best_id, runner_up_id], "judged"].any()
     plotted = set(analysis.parallel_coordinates(live)["trial_number"])
     assert plotted == set(numbers.drop([best_id, runner_up_id]))
+
+
+def test_fusion_summary_says_how_a_fused_studys_trials_trained() -> None:
+    from tunelab.summary import fusion_summary
+
+    mlp, deeper = "mlp depth=2 width=128, batch 32, sgd", "mlp depth=3 width=128, batch 32, sgd"
+    alone = "model 'rnn' is not fused (only mlp, cnn, resnet, autoencoder)"
+    trials = pd.DataFrame({"fusion": ["fused", "fused", "fused", alone],
+                           "cohort": [mlp, deeper, mlp, None]})
+    assert fusion_summary(trials) == (f"fused: 3 of 4 trials, 2 cohort shapes (most trials: {mlp}: 2); "
+                                      f"alone: {alone} (1)")
+    each_its_own = pd.DataFrame({"fusion": ["fused", "fused"], "cohort": [mlp, deeper]})
+    assert fusion_summary(each_its_own) == ("fused: 2 of 2 trials, each of a shape of its own "
+                                            "(cohorts of one: its search space changes shapes)")
+    assert fusion_summary(pd.DataFrame({"status": ["completed"]})) is None, "a study that did not fuse"

@@ -68,7 +68,8 @@ def test_a_fuse_setting_that_is_not_auto_off_or_a_member_count_is_one_line_exit_
 
 
 def test_run_fuse_on_the_command_line_fuses_the_study_of_an_unfused_file(
-        ray_runtime: None, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        ray_runtime: None, write_spec: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     document = study_document("cli", "off")
     document["budget"] = {"num_samples": 3, "max_concurrent": 3}
     path = write_spec(document)
@@ -76,8 +77,16 @@ def test_run_fuse_on_the_command_line_fuses_the_study_of_an_unfused_file(
     assert code == 0, err
     assert "up to 3 members per cohort" in out
     paths = StudyPaths.of(tmp_path / "store", "cli")
-    assert list(read_trials(paths)["fusion"]) == ["fused"] * 3
+    trials = read_trials(paths)
+    assert list(trials["fusion"]) == ["fused"] * 3
     assert yaml.safe_load(read_study(paths)["spec_yaml"])["train"]["fuse"] == 3, "the study records what it ran"
+    # How the trials trained, said after the results, and on the dashboard's overview.
+    said = f"fused: 3 of 3 trials, 1 cohort shape (most trials: {trials['cohort'].iloc[0]}: 3)"
+    assert said in out.splitlines()
+    from test_dashboard_apptest import open_app, show, texts
+
+    overview = show(open_app(tmp_path / "store", monkeypatch), "overview")
+    assert said.capitalize() in texts(overview.caption)
 
 
 @pytest.mark.parametrize("fuse", ["many", "1"])

@@ -6,7 +6,7 @@ import io
 
 import streamlit as st
 
-from tunelab import analysis
+from tunelab import analysis, summary
 from tunelab_dashboard import charts, session, views
 
 name, tables = session.open_chosen_study()
@@ -46,6 +46,9 @@ with st.expander("Filter by parameter ranges"):
         if picked != (low, high):  # untouched: keep the trials a condition left without this param
             ranges[param] = picked
 shown = analysis.filter_trials(table, chosen_statuses, ranges)
+fusion = summary.fusion_summary(tables.trials)
+if fusion is not None:
+    st.caption(fusion.capitalize())
 st.caption(f"{len(shown)} of {len(table)} trials · click a column header to sort")
 st.dataframe(views.displayable(shown), hide_index=True, column_config={"trial_id": None})
 

@@ -470,7 +470,7 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
     from tunelab.analysis import fit_diagnosis, fit_summary
     from tunelab.analysis.objectives import is_multi_objective
     from tunelab.store import read_study_tables
-    from tunelab.summary import format_value, status_counts, summary_table
+    from tunelab.summary import format_value, summary_table
 
     tables = read_study_tables(paths)
     study, trials = tables.study, tables.trials
@@ -488,8 +488,7 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
         view.add_row(*(format_value(v) for v in row))
     console = Console(width=max(170, Console().width))
     console.print(view)
-    counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
-    echo(f"{len(trials)} trials: {counts}")
+    _echo_how_trials_ended(trials)
     echo(f"fit: {fit_summary(fit_diagnosis(tables))}")
     if not table.empty:
         best = table.iloc[0]
@@ -500,7 +499,7 @@ def _print_summary(paths: Any, mode: str, top: int | None) -> None:
 def _print_front(paths: Any, tables: Any, top: int | None) -> None:
     """A multi-objective study's results: its Pareto front first, then the other trials."""
     from tunelab.analysis.objectives import front_summary_table, hypervolume_history, study_objectives
-    from tunelab.summary import format_value, status_counts
+    from tunelab.summary import format_value
 
     study, trials = tables.study, tables.trials
     objectives = ", ".join(f"{metric} ({mode})" for metric, mode in study_objectives(study))
@@ -508,13 +507,23 @@ def _print_front(paths: Any, tables: Any, top: int | None) -> None:
     shown = every if top is None else every.head(top)
     _print_frame(f"{study['name']} — Pareto front first over {objectives}, each part by {study['objective_metric']}", shown)
     front = every[every["pareto"]]["trial"].astype(int).tolist() if not every.empty else []  # all of it, whatever --top
-    counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
-    echo(f"{len(trials)} trials: {counts}")
+    _echo_how_trials_ended(trials)
     history = hypervolume_history(trials)
     volume = f" (hypervolume {format_value(float(history['hypervolume'].iloc[-1]))})" if not history.empty else ""
     echo(f"Pareto front: trial{'s' if len(front) != 1 else ''} {', '.join(map(str, front)) or '—'}{volume}; "
          f"primary objective {study['objective_metric']}")
     echo(f"results: {paths.root}")
+
+
+def _echo_how_trials_ended(trials: Any) -> None:
+    """"64 trials: 60 completed, 4 stopped_early", and for a fused study how they trained."""
+    from tunelab.summary import fusion_summary, status_counts
+
+    counts = ", ".join(f"{n} {status}" for status, n in status_counts(trials).items())
+    echo(f"{len(trials)} trials: {counts}")
+    fusion = fusion_summary(trials)
+    if fusion is not None:
+        echo(fusion)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from tunelab.fusion.messages import FUSED
 from tunelab.store.layout import PARAM_PREFIX
 
 SUMMARY_COLUMNS = ["trial_number", "status", "objective", "best_epoch", "stop_epoch"]
@@ -55,6 +56,27 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
     if trials.empty or "status" not in trials:
         return {}
     return {str(k): int(v) for k, v in trials["status"].value_counts().items()}
+
+
+def fusion_summary(trials: pd.DataFrame) -> str | None:
+    """How a fused study's trials trained, in one line; None for a study that did not fuse.
+
+    e.g. "fused: 62 of 64 trials, 3 cohort shapes (most trials: mlp depth=2 width=128, batch
+    32, sgd: 40); alone: model 'rnn' is not fused (...) (2)"."""
+    if "fusion" not in trials or trials["fusion"].isna().all():
+        return None
+    fused = trials[trials["fusion"] == FUSED]
+    line = f"fused: {len(fused)} of {len(trials)} trials"
+    shapes = fused["cohort"].value_counts()
+    if len(shapes) and shapes.iloc[0] == 1 and len(fused) > 1:
+        line += ", each of a shape of its own (cohorts of one: its search space changes shapes)"
+    elif len(shapes):
+        line += (f", {len(shapes)} cohort shape{'s' if len(shapes) > 1 else ''} "
+                 f"(most trials: {shapes.index[0]}: {shapes.iloc[0]})")
+    alone = trials.loc[trials["fusion"].notna() & (trials["fusion"] != FUSED), "fusion"].value_counts()
+    if len(alone):
+        line += "; alone: " + "; ".join(f"{reason} ({count})" for reason, count in alone.items())
+    return line
 
 
 def format_value(value: Any) -> str:
