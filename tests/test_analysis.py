@@ -496,7 +496,7 @@ def test_a_running_and_a_diverged_trial_are_shown_without_a_best_value(classifie
 def test_fusion_summary_says_how_a_fused_studys_trials_trained() -> None:
     from tunelab.summary import fusion_summary
 
-    mlp, deeper = "mlp depth=2 width=128, batch 32, sgd", "mlp depth=3 width=128, batch 32, sgd"
+    mlp, deeper = "mlp depth=2 width=128, batch 32", "mlp depth=3 width=128, batch 32"
     alone = "model 'rnn' is not fused (only mlp, cnn, resnet, autoencoder)"
     trials = pd.DataFrame({"fusion": ["fused", "fused", "fused", alone],
                            "cohort": [mlp, deeper, mlp, None]})

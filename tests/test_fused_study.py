@@ -275,7 +275,7 @@ def test_a_structural_parameter_splits_cohorts_and_continuous_ones_never_do(ray_
     # One cohort per width, whatever the learning rate.
     by_width = trials.groupby("param_width")["cohort"].unique()
     assert all(len(labels) == 1 for labels in by_width)
-    assert by_width[16][0] == "mlp width=16, batch 64, sgd" and by_width[32][0] == "mlp width=32, batch 64, sgd"
+    assert by_width[16][0] == "mlp width=16, batch 64" and by_width[32][0] == "mlp width=32, batch 64"
     epochs = read_epochs(paths)
     for trial in trials.to_dict("records"):
         expected = alone(spec, {name: trial[f"param_{name}"] for name in ("learning_rate", "width")})

@@ -181,6 +181,21 @@ def test_what_cannot_be_fused_says_why(changes: dict[str, Any], reason: str) -> 
         train_cohort([trial], load_splits("moons", {"n_samples": 100}, 0.2, 0.2, 0), lambda result: None)
 
 
+def test_members_of_every_optimiser_train_in_one_cohort_as_their_trials_alone(digits: Splits) -> None:
+    """One cohort, each optimiser's members a block of rows stepped by its own rule; given in an
+    order that interleaves them (the engine groups them), and one of them on a one-cycle schedule."""
+    knobs = [MEMBERS["adam"][0], MEMBERS["sgd"][1], MEMBERS["rmsprop"][1], MEMBERS["adagrad"][0], MEMBERS["sgd"][0],
+             {**MEMBERS["adamw"][0], "lr_schedule": "onecycle"}]
+    trials = [plan("mlp", MODELS["mlp"], **one) for one in knobs]
+    assert len({cohort_key(trial) for trial in trials}) == 1, "the optimiser never splits a cohort"
+    together = fused(trials, digits)
+    for member, trial in enumerate(trials):
+        expected = alone(trial, digits)
+        for mine, theirs in zip(together[member], expected):
+            for metric in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
+                assert mine[metric] == pytest.approx(theirs[metric], rel=2e-4, abs=2e-5), (member, mine["epoch"], metric)
+
+
 def test_every_optimizer_tunelab_offers_is_fused() -> None:
     from tunelab.training.optimizers import OPTIMIZERS
 

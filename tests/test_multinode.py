@@ -85,7 +85,7 @@ def test_a_fused_study_has_a_fusion_host_per_gpu_and_survives_losing_a_node(tmp_
     paths = StudyPaths.of(tmp_path / "store", "fused-nodes")
     trials = read_trials(paths)
     assert read_study(paths)["status"] == "completed" and read_study(paths)["max_concurrent"] == 8, "4 members × 2 hosts"
-    # Searched depth and optimiser make several cohorts; a member may diverge, none is lost.
+    # Searched depth makes several cohorts (the optimisers share them); a member may diverge, none is lost.
     assert len(trials) == 8 and set(trials["status"]) <= {"completed", "diverged"} and (trials["fusion"] == "fused").all()
     lost = trials[trials["retries"].fillna(0) >= 1]
     assert len(lost) >= 1, "the members on the lost node were restarted"

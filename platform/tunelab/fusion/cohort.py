@@ -1,6 +1,6 @@
 """Many trials of one architecture trained as one: a fused cohort (issue 21, its core).
 
-Members share the model's shapes, the batch size, the study's seed and the optimiser; one
+Members share the model's shapes, the batch size and the study's seed; one
 fused epoch (`tunelab.fusion.engine`) trains them all at once. Each member follows, step for
 step, the training `tunelab.training.loop.train_trial` gives it alone (tested to float tolerance).
 
@@ -48,19 +48,19 @@ def cohort_key(plan: TrialPlan) -> tuple[Any, ...]:
 
     Structural parameters (width, depth, ...) split cohorts; continuous ones never do: the
     initial weights' scale and the dropout rate are each member's own (only whether there is
-    dropout at all changes the model's layers)."""
+    dropout at all changes the model's layers). Nor does the optimiser: each one's members
+    step as a block of their own (`flat_optimizer.CohortOptimizer`)."""
     shape_params = {name: value for name, value in plan.model_params.items() if name not in ("init_std", "dropout")}
     shape_params["dropout"] = plan.model_params.get("dropout", 0) > 0
-    return (plan.model_name, tuple(sorted(shape_params.items())), plan.knobs["batch_size"], plan.rules.seed,
-            plan.knobs["optimizer"])
+    return (plan.model_name, tuple(sorted(shape_params.items())), plan.knobs["batch_size"], plan.rules.seed)
 
 
 def cohort_label(plan: TrialPlan) -> str:
-    """The cohort key in words, for the trials table: `mlp depth=2 dropout width=128, batch 32, sgd`
+    """The cohort key in words, for the trials table: `mlp depth=2 dropout width=128, batch 32`
     (a switch such as dropout is named when on)."""
-    model, shapes, batch_size, _seed, optimizer = cohort_key(plan)
+    model, shapes, batch_size, _seed = cohort_key(plan)
     words = [name if value is True else f"{name}={value}" for name, value in shapes if value is not False]
-    return " ".join([model, *words]) + f", batch {batch_size}, {optimizer}"
+    return " ".join([model, *words]) + f", batch {batch_size}"
 
 
 @dataclass
@@ -79,7 +79,7 @@ def train_cohort(plans: list[TrialPlan], data: Splits, on_epoch: Callable[[Membe
         if reason is not None:
             raise ValueError(f"cannot fuse: {reason}")
         if cohort_key(plan) != cohort_key(first):
-            raise ValueError("cannot fuse members of different shapes, batch sizes, seeds or optimisers")
+            raise ValueError("cannot fuse members of different shapes, batch sizes or seeds")
     architecture = FusedArchitecture(first, data)
     members = [architecture.new_member(plan) for plan in plans]
     for epoch in range(1, max(plan.rules.max_epochs for plan in plans) + 1):

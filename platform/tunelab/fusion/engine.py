@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from tunelab.datasets import Splits
-from tunelab.fusion.flat_optimizer import FLAT_RULES, FlatLayout, FlatOptimizer, StepHyperparameters
+from tunelab.fusion.flat_optimizer import FLAT_RULES, CohortOptimizer, FlatLayout, StepHyperparameters
 from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
 from tunelab.fusion.member_schedule import MemberSchedule
 from tunelab.fusion.stacked import stacked_model
@@ -126,6 +126,8 @@ class FusedArchitecture:
 
     def train_epoch(self, members: list[MemberTraining]) -> None:
         """One pass over the training split for every member, in each one's own minibatches."""
+        # Each optimiser's members one block of rows (`CohortOptimizer`); the order is this epoch's only.
+        members = sorted(members, key=lambda member: str(member.plan.knobs["optimizer"]))
         count, layout = len(members), self.layout
         flat = torch.stack([layout.flatten(m.params) for m in members])
         # Leaf views of the flat tensor: the optimiser's in-place steps on `flat` are what the
@@ -133,13 +135,13 @@ class FusedArchitecture:
         params = {name: view.requires_grad_() for name, view in layout.views(flat).items()}
         leaves = list(params.values())
         buffers = self._stacked_buffers(members)
-        second_moment = FLAT_RULES[members[0].plan.knobs["optimizer"]].second_moment
+        second_moment = any(FLAT_RULES[member.plan.knobs["optimizer"]].second_moment for member in members)
         # (members × steps): each member's schedule stepped through the epoch, as its trial alone's.
         hyperparameters = [member.epoch_hyperparameters(self.steps_per_epoch) for member in members]
         per_batch = any(member.schedule is not None and member.schedule.schedule.per_batch for member in members)
         for member, own in zip(members, hyperparameters):
             member.epoch_lr = own[0].lr
-        optimizer = FlatOptimizer(
+        optimizer = CohortOptimizer(
             [m.plan.knobs for m in members], [own[0] for own in hyperparameters], [m.steps for m in members], layout,
             torch.stack([layout.flatten(m.first_moment) for m in members]),
             torch.stack([layout.flatten(m.second_moment) for m in members]) if second_moment else None, self.penalised)

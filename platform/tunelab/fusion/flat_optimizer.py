@@ -155,6 +155,45 @@ class FlatOptimizer:
                      for gradient, scratch in zip(gradients, self.scratch))
 
 
+class CohortOptimizer:
+    """A cohort whose members use several optimisers: each optimiser's members are a contiguous
+    block of rows (the caller orders them so), stepped by a FlatOptimizer of their own over
+    views of those rows. One optimiser is one block: a FlatOptimizer and nothing more."""
+
+    def __init__(self, knobs: list[Mapping[str, Any]], hyperparameters: list[StepHyperparameters], steps: list[int],
+                 layout: FlatLayout, first_moment: torch.Tensor, second_moment: torch.Tensor | None,
+                 penalised: list[str]) -> None:
+        """`second_moment`: every member's, or None when no member's optimiser keeps one."""
+        self.first_moment, self.second_moment = first_moment, second_moment
+        self.blocks: list[tuple[slice, FlatOptimizer]] = []
+        kinds = [k["optimizer"] for k in knobs]
+        start = 0
+        while start < len(kinds):
+            stop = start + 1
+            while stop < len(kinds) and kinds[stop] == kinds[start]:
+                stop += 1
+            rows = slice(start, stop)
+            if kinds[start] in kinds[:start]:
+                raise ValueError("members of one optimiser must be one block of rows")
+            second = second_moment[rows] if FLAT_RULES[kinds[start]].second_moment else None
+            self.blocks.append((rows, FlatOptimizer(knobs[rows], hyperparameters[rows], steps[rows], layout,
+                                                    first_moment[rows], second, penalised)))
+            start = stop
+
+    @property
+    def steps(self) -> list[int]:
+        return [steps for _, block in self.blocks for steps in block.steps]
+
+    def set_hyperparameters(self, hyperparameters: list[StepHyperparameters]) -> None:
+        for rows, block in self.blocks:
+            block.set_hyperparameters(hyperparameters[rows])
+
+    @torch.no_grad()
+    def step(self, params: list[torch.Tensor], gradients: tuple[torch.Tensor, ...]) -> None:
+        for rows, block in self.blocks:
+            block.step([value[rows] for value in params], tuple(gradient[rows] for gradient in gradients))
+
+
 PerMember = Callable[[torch.Tensor], torch.Tensor]  # a (members, 1) column, shaped to broadcast over a view
 
 
