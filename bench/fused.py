@@ -15,6 +15,11 @@ and three more ask whether fusing can lose (what `train.fuse: auto` as a default
   digits-mlp-alone  digits MLP, width searched as any integer 16-256: nearly every trial has a
                     shape of its own, a cohort of one (the worst case for fusing)
 
+and one whose optimiser is searched too (sgd, adam, adamw, rmsprop, adagrad: one cohort, each
+optimiser's members a block of it):
+
+  digits-mlp-optimizers  digits MLP 64-128-128-10, the optimiser searched with the rest
+
 and each trained three ways, one after the other on the same machine:
 
   unfused     `tunelab run` with `train.fuse: off`: one trial per CPU at a time
@@ -67,6 +72,11 @@ STUDIES: dict[str, dict[str, Any]] = {
     "digits-mlp-alone": {"dataset": DIGITS, "model": {"name": "mlp", "depth": 2}, "searched": {
         "width": {"type": "int", "low": 16, "high": 256},
     }},
+    "digits-mlp-optimizers": {"dataset": DIGITS, "model": MLP, "searched": {
+        "optimizer": {"type": "choice", "values": ["sgd", "adam", "adamw", "rmsprop", "adagrad"]},
+        # Adam's rates are smaller than SGD's: one range that suits both.
+        "learning_rate": {"type": "loguniform", "low": 3e-4, "high": 0.03},
+    }},
 }
 ISSUE_STUDIES = ["digits-mlp", "mnist1d-cnn"]
 WAYS = ("unfused", "fused", "inprocess")
@@ -80,14 +90,14 @@ def experiment(study: str, fuse: str, trials: int, epochs: int, smoke: bool) -> 
             dataset["num_samples"] = 1000
     # A study's own entries add parameters to SEARCHED; None drops one its model lacks.
     searched = {**SEARCHED, **STUDIES[study].get("searched", {})}
+    train = {"max_epochs": epochs, "optimizer": "sgd", "batch_size": 32, "fuse": fuse, "early_stopping": {"patience": None}}
     return {
         "name": f"{study}-{fuse}",
         "dataset": dataset,
         "model": STUDIES[study]["model"],
         "search_space": {name: space for name, space in searched.items() if space is not None},
         "objective": {"metric": "val_acc"},
-        "train": {"max_epochs": epochs, "optimizer": "sgd", "batch_size": 32, "fuse": fuse,
-                  "early_stopping": {"patience": None}},
+        "train": {name: value for name, value in train.items() if name not in searched},
         "searcher": {"name": "random", "seed": 0},
         "scheduler": {"name": "none"},
         "budget": {"num_samples": trials},
@@ -145,7 +155,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.2f} at the start; "
           f"{trials} trials × {epochs} epochs per study, fused way train.fuse: {fuse}")
-    print(f"{'study':<16} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15} "
+    print(f"{'study':<22} {'way':<10} {'wall s':>8} {'study s':>8} {'member-epochs/s':>16} {'fused speed-up':>15} "
           f"{'on study s':>11}")
     for study in args.studies:
         walls: dict[str, float] = {}
@@ -164,7 +174,7 @@ def main() -> None:
             study_s = "—" if studies[way] is None else f"{studies[way]:.1f}"
             speed_up = f"{walls['unfused'] / walls['fused']:.2f}×" if way == "fused" else "—"
             on_study = f"{studies['unfused'] / studies['fused']:.2f}×" if way == "fused" else "—"
-            print(f"{study:<16} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} "
+            print(f"{study:<22} {way:<10} {walls[way]:>8.1f} {study_s:>8} {trials * epochs / walls[way]:>16.1f} "
                   f"{speed_up:>15} {on_study:>11}")
     print(f"load average {os.getloadavg()[0]:.2f} at the end; studies in {folder}")
 

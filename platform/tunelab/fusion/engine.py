@@ -115,13 +115,12 @@ class FusedArchitecture:
         shuffle = torch.Generator(device="cpu").manual_seed(plan.rules.seed)
         member = MemberTraining(plan, params, buffers, _zeros_like(params), _zeros_like(params), 0, shuffle,
                                 dropout_rates(model), None if rows is None else rows.to(self.device))
-        member.schedule = MemberSchedule.of(plan, self.steps_per_epoch)
+        member.schedule = MemberSchedule.of(plan, self.steps_per_epoch, resume.get("schedule") if resume else None)
         if resume is not None:
             member.first_moment = _on(resume["first_moment"], self.device)
             member.second_moment = _on(resume["second_moment"], self.device)
             member.steps = int(resume["steps"])
             member.shuffle.set_state(resume["shuffle_rng"])
-            member.schedule = MemberSchedule.of(plan, self.steps_per_epoch, resume.get("schedule"))
         return member
 
     def train_epoch(self, members: list[MemberTraining]) -> None:
@@ -138,7 +137,7 @@ class FusedArchitecture:
         second_moment = any(FLAT_RULES[member.plan.knobs["optimizer"]].second_moment for member in members)
         # (members × steps): each member's schedule stepped through the epoch, as its trial alone's.
         hyperparameters = [member.epoch_hyperparameters(self.steps_per_epoch) for member in members]
-        per_batch = any(member.schedule is not None and member.schedule.schedule.per_batch for member in members)
+        per_batch = any(member.schedule is not None and member.schedule.per_batch for member in members)
         for member, own in zip(members, hyperparameters):
             member.epoch_lr = own[0].lr
         optimizer = CohortOptimizer(

@@ -23,8 +23,9 @@ class MemberSchedule:
     def __init__(self, plan: TrialPlan, steps_per_epoch: int, resume: Mapping[str, Any] | None = None) -> None:
         placeholder = torch.nn.Parameter(torch.zeros(1))
         self.optimizer = build_optimizer([placeholder], plan.knobs)
-        self.schedule = SCHEDULES[plan.knobs["lr_schedule"]]
-        self.scheduler = self.schedule.build(
+        schedule = SCHEDULES[plan.knobs["lr_schedule"]]
+        self.per_batch = schedule.per_batch  # stepped after every batch, else after every epoch
+        self.scheduler = schedule.build(
             optimizer=self.optimizer, knobs=plan.knobs, max_epochs=plan.rules.max_epochs, steps_per_epoch=steps_per_epoch)
         self.momentum = float(plan.knobs["momentum"])  # where the optimiser has none of its own
         if resume is not None:
@@ -44,9 +45,9 @@ class MemberSchedule:
         values = []
         for _ in range(steps):
             values.append(self._now())
-            if self.schedule.per_batch:
+            if self.per_batch:
                 self._step()
-        if not self.schedule.per_batch:
+        if not self.per_batch:
             self._step()
         return values
 
