@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, SMALL_STUDY, assert_run_refused, run_cli, small_study
 from tunelab.errors import SpecError
-from tunelab.spec import load_spec
+from tunelab.spec import load_spec, parse_spec
 
 ALIAS_BOMB = """
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -89,6 +89,8 @@ BAD_FILES: list[tuple[str, Any, str, str]] = [
     ("tag that cannot read its value", STUDY_TEXT.replace("max_epochs: 6", "max_epochs: !!int six"), "", "cannot read 'six' as !!int"),
     ("nesting deeper than any study", STUDY_TEXT.replace("description: test study", "description: " + "[" * 3000 + "]" * 3000), "", "nested deeper than 50 levels"),
     ("a choice value that is a mapping", space_with(optimizer={"type": "choice", "values": ["sgd", {"adam": 1}]}), "search_space.optimizer.values.1", "expected a number, text, true/false or null, got a mapping"),
+    ("one-cycle with an optimiser without momentum", replaced(search_space={"learning_rate": {"type": "loguniform", "low": 1e-3, "high": 0.1}}, train={"max_epochs": 6, "optimizer": "adagrad", "lr_schedule": "onecycle"}), "train.lr_schedule", "'onecycle' cycles momentum, which optimizer 'adagrad' has none of"),
+    ("one-cycle searched with a searched optimiser without momentum", space_with(optimizer={"type": "choice", "values": ["sgd", "adagrad"]}, lr_schedule={"type": "choice", "values": ["none", "onecycle"]}), "search_space.lr_schedule", "expected it only with sgd, adam, adamw, rmsprop"),
 ]
 
 
@@ -101,6 +103,13 @@ def test_bad_file_is_one_line_naming_file_and_field_exit_2_and_nothing_written(
 
 def test_there_are_at_least_twenty_distinct_bad_files() -> None:
     assert len({case[0] for case in BAD_FILES}) >= 20
+
+
+def test_a_condition_that_keeps_one_cycle_from_adagrad_is_accepted() -> None:
+    document = space_with(optimizer={"type": "choice", "values": ["sgd", "adagrad"]},
+                          lr_schedule={"type": "choice", "values": ["none", "onecycle"], "when": {"optimizer": "sgd"}})
+    spec = parse_spec(yaml.safe_dump(document), "kept-apart.yaml")
+    assert spec.search_space["lr_schedule"].condition_values() == {"optimizer": ["sgd"]}
 
 
 def test_validate_reports_the_same_error(write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:

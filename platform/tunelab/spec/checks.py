@@ -20,6 +20,8 @@ from tunelab.spec.objectives import resolved_objective
 from tunelab.spec.schema import Spec
 from tunelab.strict import OptionsModel
 from tunelab.training.knobs import TRAINING_KNOBS
+from tunelab.training.optimizers import OPTIMIZERS
+from tunelab.training.schedules import SCHEDULES
 
 DEFAULT_NUM_SAMPLES = 20
 # A grid beyond this is a typo in a resolution, not a study: it would not fit in memory.
@@ -85,6 +87,7 @@ def validate_spec(spec: Spec, source: str, base: Path | None = None, read_data: 
     tunable = {p.name: p for p in (*model.hyperparameters, *TRAINING_KNOBS)}
     fixed = {**spec.model.options(), **spec.train.options()}
     _check_search_space(spec.search_space, tunable, fixed, {p.name for p in dataset.params}, fail)
+    _check_schedules_suit_optimizers(spec, fail)
 
     planned = searcher.planned_trials(spec.search_space, searcher_options)
     if planned is not None and planned > MAX_PLANNED_TRIALS:
@@ -166,6 +169,34 @@ def _check_search_space(
             except ParamError as exc:
                 raise fail(field, exc.message) from None
     _check_conditions(space, fail)
+
+
+def _check_schedules_suit_optimizers(spec: Spec, fail: Callable[[str, str], SpecError]) -> None:
+    """A schedule that cycles momentum (onecycle) with an optimiser that has none (adagrad)
+    fails every trial that draws the pair: refused here, unless the search space's conditions
+    keep them apart."""
+    space, train = spec.search_space, resolved_options(spec.train, TRAINING_KNOBS)
+
+    def possible(name: str) -> list[Any]:
+        searched = space.get(name)
+        return list(searched.values) if isinstance(searched, Choice) else [train[name]]
+
+    def drawn_with(name: str, other: str, value: Any) -> bool:
+        """Whether `name`'s search space lets it be drawn when `other` is `value`."""
+        allowed = space[name].condition_values().get(other) if name in space else None
+        return allowed is None or value in allowed
+
+    for schedule in possible("lr_schedule"):
+        if not SCHEDULES[schedule].cycles_momentum:
+            continue
+        for optimizer in possible("optimizer"):
+            if OPTIMIZERS[optimizer].has_momentum or not drawn_with("lr_schedule", "optimizer", optimizer) \
+                    or not drawn_with("optimizer", "lr_schedule", schedule):
+                continue
+            suited = ", ".join(name for name in OPTIMIZERS if OPTIMIZERS[name].has_momentum)
+            raise fail("search_space.lr_schedule" if "lr_schedule" in space else "train.lr_schedule",
+                       f"{schedule!r} cycles momentum, which optimizer {optimizer!r} has none of; expected it only "
+                       f"with {suited} (a condition `when: {{optimizer: [...]}}` can keep them apart)")
 
 
 def _check_conditions(space: Mapping[str, _Distribution], fail: Callable[[str, str], SpecError]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 
 from tunelab.strategy import NameRegistry, Strategy
 
@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 
 class Optimizer(Strategy):
+    # Whether it has a momentum (or Adam's beta1) for a schedule that cycles one (onecycle).
+    has_momentum: ClassVar[bool] = True
+
     @abstractmethod
     def build(self, *, params: Iterable[torch.nn.Parameter], knobs: Mapping[str, Any]) -> torch.optim.Optimizer:
         """The torch optimiser (torch is imported here, not when the name is checked)."""
@@ -67,6 +70,7 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     name = "adagrad"
+    has_momentum = False
 
     def build(self, *, params, knobs):  # type: ignore[no-untyped-def]
         import torch

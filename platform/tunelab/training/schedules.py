@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class Schedule(Strategy):
     per_batch: ClassVar[bool] = False  # stepped after every batch, else after every epoch
+    cycles_momentum: ClassVar[bool] = False  # needs an optimiser with a momentum (or Adam's beta1)
 
     @abstractmethod
     def build(
@@ -56,6 +57,7 @@ class OneCycle(Schedule):
 
     name = "onecycle"
     per_batch = True
+    cycles_momentum = True
 
     def build(self, *, optimizer, knobs, max_epochs, steps_per_epoch):  # type: ignore[no-untyped-def]
         from torch.optim.lr_scheduler import OneCycleLR
