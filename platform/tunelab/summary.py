@@ -62,7 +62,7 @@ def fusion_summary(trials: pd.DataFrame) -> str | None:
     """How a fused study's trials trained, in one line; None for a study that did not fuse.
 
     e.g. "fused: 62 of 64 trials, 3 cohort shapes (most trials: mlp depth=2 width=128, batch
-    32, sgd: 40); alone: model 'rnn' is not fused (...) (2)"."""
+    32: 40); alone: train_seconds is an objective: ... (2)"."""
     if "fusion" not in trials or trials["fusion"].isna().all():
         return None
     fused = trials[trials["fusion"] == FUSED]
