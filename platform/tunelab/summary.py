@@ -61,8 +61,8 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
 def fusion_summary(trials: pd.DataFrame) -> str | None:
     """How a fused study's trials trained, in one line; None for a study that did not fuse.
 
-    e.g. "fused: 62 of 64 trials, 3 cohort shapes (most trials: mlp depth=2 width=128, batch
-    32: 40); alone: train_seconds is an objective: ... (2)"."""
+    e.g. "fused: 64 of 64 trials, 3 cohort shapes (most trials: mlp depth=2 width=128, batch
+    32: 40)", then why any trained alone ("; alone: <reason> (count)")."""
     if "fusion" not in trials or trials["fusion"].isna().all():
         return None
     fused = trials[trials["fusion"] == FUSED]
