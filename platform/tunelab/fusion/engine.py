@@ -25,6 +25,7 @@ from tunelab.fusion.flat_optimizer import FLAT_RULES, CohortOptimizer, FlatLayou
 from tunelab.fusion.member_dropout import dropout_rates, replace_dropout
 from tunelab.fusion.member_schedule import MemberSchedule
 from tunelab.fusion.stacked import stacked_model
+from tunelab.training.costs import count_parameters
 from tunelab.training.loop import prefixed, to_device
 from tunelab.training.plan import TrialPlan
 from tunelab.training.tasks import TASKS
@@ -85,6 +86,7 @@ class FusedArchitecture:
         self._build = lambda member_plan: build_model(member_plan.model_name, member_plan.model_params, signature)
         # A real model to evaluate one member's weights at its end (tunelab's final evaluation).
         self.template = self._build(plan).to(self.device)
+        self.num_parameters = count_parameters(self.template)  # one member's: its report's, and its memory's
         self.buffer_names = [name for name, _ in self.template.named_buffers()]
         self.penalised = [name for name, value in self.template.named_parameters() if value.dim() > 1]  # weights, not biases
         self.skeleton = copy.deepcopy(self.template).to("meta")  # shapes only: each member's tensors are filled in

@@ -24,7 +24,6 @@ from tunelab.fusion.messages import EpochAnswer
 from tunelab.fusion.solo import SoloTraining
 from tunelab.metrics import TRIAL_END
 from tunelab.training.plan import StudySetup, TrialPlan
-from tunelab.training.costs import count_parameters
 from tunelab.training.trial_state import best_model_of, state_bytes, state_from_bytes
 
 
@@ -98,7 +97,7 @@ class FusionHost:
         key = cohort_key(plan)
         if key not in self.architectures:
             architecture = FusedArchitecture(plan, self.data)
-            self.cohort_limit[key] = members_that_fit(count_parameters(architecture.template),
+            self.cohort_limit[key] = members_that_fit(architecture.num_parameters,
                                                       free_memory_bytes(architecture.device), self.max_members)
             self.architectures[key] = architecture
         return key

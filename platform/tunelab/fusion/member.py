@@ -17,7 +17,7 @@ from tunelab.datasets import Splits
 from tunelab.fusion.engine import FusedArchitecture, MemberTraining
 from tunelab.metrics import EPOCH_METRICS, TRIAL_END
 from tunelab.training import loop
-from tunelab.training.costs import count_parameters, objective_values
+from tunelab.training.costs import objective_values
 from tunelab.training.epoch_end import BestTracker, judge_epoch
 from tunelab.training.plan import TrialPlan
 
@@ -62,7 +62,7 @@ class FusedMember:
         self.train_seconds += training_seconds
         rules = self.plan.rules
         report: dict[str, Any] = {"epoch": self.epoch, "lr": self.training.epoch_lr,
-                                  "num_parameters": count_parameters(architecture.template),
+                                  "num_parameters": architecture.num_parameters,
                                   "train_seconds": self.train_seconds, **measured}
         verdict = judge_epoch(report, self.epoch, rules, self.objective, self.patience)
         if verdict.improved:

@@ -22,7 +22,6 @@ from tunelab.fusion.engine import FusedArchitecture
 from tunelab.fusion.member import FusedMember, timed_epoch
 from tunelab.fusion.memory import free_memory_bytes, members_that_fit
 from tunelab.metrics import TRIAL_END
-from tunelab.training.costs import count_parameters
 from tunelab.training.plan import TrialPlan
 
 
@@ -72,5 +71,5 @@ def fused_trial_ends(plans: list[TrialPlan], data: Splits) -> list[dict[str, Any
 
 def cohorts_that_fit(architecture: FusedArchitecture, count: int) -> list[range]:
     """Members 0 … count-1 in consecutive cohorts of at most what the device's free memory fits."""
-    size = members_that_fit(count_parameters(architecture.template), free_memory_bytes(architecture.device), count)
+    size = members_that_fit(architecture.num_parameters, free_memory_bytes(architecture.device), count)
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
