@@ -208,12 +208,13 @@ class FlatRule:
 
     def __init__(self, optimizer: FlatOptimizer) -> None:
         self.optimizer = optimizer
+        self.hyperparameters_changed()
 
     def begin_step(self) -> None:
         """Per-member columns of this step (bias corrections)."""
 
     def hyperparameters_changed(self) -> None:
-        """Per-member columns that follow the learning rate."""
+        """Per-member columns that follow the step's hyperparameters (the learning rate, beta1)."""
 
     def update(self, value: torch.Tensor, gradient: torch.Tensor, first: torch.Tensor, second: torch.Tensor | None,
                scratch: torch.Tensor, per_member: PerMember) -> None:
@@ -255,16 +256,19 @@ class FlatAdam(FlatRule):
     name = "adam"
     second_moment = True
 
+    def hyperparameters_changed(self) -> None:
+        self.first_weight = torch.tensor([1 - h.beta1 for h in self.optimizer.hyperparameters],
+                                         device=self.optimizer.lr.device).unsqueeze(1)
+
     def begin_step(self) -> None:
         optimizer = self.optimizer
         beta2 = ADAM_BETAS[1]
         device = optimizer.lr.device
-        beta1 = [h.beta1 for h in optimizer.hyperparameters]
         # torch's bias correction takes the step's own beta1.
-        correction1 = torch.tensor([1 - b1 ** steps for b1, steps in zip(beta1, optimizer.steps)], device=device).unsqueeze(1)
+        correction1 = torch.tensor([1 - h.beta1 ** steps for h, steps in zip(optimizer.hyperparameters, optimizer.steps)],
+                                   device=device).unsqueeze(1)
         self.correction2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** steps) for steps in optimizer.steps],
                                              device=device).unsqueeze(1)
-        self.first_weight = torch.tensor([1 - b1 for b1 in beta1], device=device).unsqueeze(1)
         self.step_size = optimizer.lr / correction1
 
     def update(self, value, gradient, first, second, scratch, per_member):  # type: ignore[no-untyped-def]
@@ -282,11 +286,8 @@ class FlatAdamW(FlatAdam):
     name = "adamw"
     decoupled_weight_decay = True
 
-    def __init__(self, optimizer: FlatOptimizer) -> None:
-        super().__init__(optimizer)
-        self.hyperparameters_changed()
-
     def hyperparameters_changed(self) -> None:
+        super().hyperparameters_changed()
         optimizer = self.optimizer
         # 1 - lr × weight_decay in double, as torch computes it, then in the weights' precision.
         self.decay_factor = torch.tensor([1 - h.lr * float(k["weight_decay"])
