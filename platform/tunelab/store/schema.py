@@ -110,7 +110,7 @@ TRIALS = Table(TRIALS_TABLE, "trial", (
     Column("final_{train,val,test}_{loss,acc,r2}", F), Column("final_{val,test}_auc", F), Column("final_inference_ms", F),
     Column("test_confusion", S, "JSON, rows = true class"), Column("retries", I), Column("rerun_epochs", I),
     Column("node_id", S), Column("gpu_ids", S), Column("fusion", S, "fused studies: `fused`, or why the trial trained alone"),
-    Column("cohort", S, "fused studies: what its cohort's members share (model, shapes, batch size, optimiser)"),
+    Column("cohort", S, "fused studies: what its cohort's members share (model, shapes, batch size)"),
     Column("started_at", T), Column("finished_at", T), Column("duration_s", F),
     Column("objective_*", F, "several objectives: one per objective, at the best epoch so far; final when the trial ends"),
     Column("pareto", B, "several objectives: on the front of finished trials"),
