@@ -81,17 +81,28 @@ def test_a_killed_fused_study_resumes_every_member_from_its_state(tmp_path: Path
 
 
 def fusion_hosts_of(session_id: int) -> list[int]:
-    """The PIDs of the study's fusion hosts: Ray names an actor's process after its class."""
-    listing = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout.splitlines()
+    """The PIDs of the study's fusion hosts: Ray names an actor's process after its class; a
+    host of a study without Ray is a process spawned by the driver (`host_pools.LocalHostPool`)."""
+    # -ww: whole command lines, whatever COLUMNS says.
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout.splitlines()
     return [int(line.split()[0]) for line in listing
-            if int(line.split()[1]) == session_id and "ray::FusionHost" in line]
+            if int(line.split()[1]) == session_id and ("ray::FusionHost" in line or "spawn_main" in line)]
 
 
-def test_a_killed_fusion_host_is_replaced_and_its_members_continue_from_their_states(tmp_path: Path) -> None:
+# A program that started Ray itself keeps it, and its fused study's hosts are Ray actors.
+ITS_OWN_RAY = ("import sys; from tunelab.tune.local_ray import start_ray; start_ray(); "
+               "from tunelab.cli import main; main(sys.argv[1:])")
+
+
+@pytest.mark.parametrize("hosts", ["processes", "ray actors"])
+def test_a_killed_fusion_host_is_replaced_and_its_members_continue_from_their_states(hosts: str, tmp_path: Path
+                                                                                      ) -> None:
     """SIGKILL of a fusion host's process (the OOM killer's way): the study goes on, its members
     start again in a new host from their state files, each counted as a retry."""
     paths = write_member_study(tmp_path, "hostcrash", 4, 4, checkpoint_interval_s=0)
-    driver = tunelab_process("run", "hostcrash.yaml", "--storage", "store", cwd=tmp_path)
+    command = ["-c", ITS_OWN_RAY] if hosts == "ray actors" else ["-m", "tunelab.cli"]
+    driver = subprocess.Popen([sys.executable, *command, "run", "hostcrash.yaml", "--storage", "store"], cwd=tmp_path,
+                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -106,11 +117,13 @@ def test_a_killed_fusion_host_is_replaced_and_its_members_continue_from_their_st
     finally:
         kill_session(driver.pid)
     assert driver.returncode == 0, output[-3000:]
+    assert ("Ray start-up" in output) == (hosts == "ray actors"), output[-3000:]
     trials = read_trials(paths)
     assert read_study(paths)["status"] == "completed"
     assert list(trials["status"]) == ["completed"] * 4 and (trials["fusion"] == "fused").all()
     assert (trials["retries"] == 1).all(), "every member of the killed hosts started again, once"
-    assert trials["error"].str.contains("actor died|ActorDiedError|died", case=False, regex=True).all()
+    assert trials["error"].str.startswith("tunelab.tune.host_pools.HostDied: the fusion host's").all()
+    assert trials["error"].str.contains("died", regex=False).all()
     epochs = read_epochs(paths)
     for trial in trials.to_dict("records"):
         rows = epochs[epochs["trial_id"] == trial["trial_id"]]

@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.errors import BadInputError, StudyInterrupted, TunelabError
 from tunelab.store.layout import DEFAULT_STORAGE
+
+if TYPE_CHECKING:  # the study imports what trains: a command that trains nothing must not
+    from tunelab.study import StudyOutcome
 
 app = typer.Typer(
     add_completion=False,
@@ -102,7 +105,7 @@ def run(
     from tunelab.store import read_study
 
     _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)
-    echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
+    echo(_took(outcome))
 
 
 @app.command()
@@ -118,7 +121,13 @@ def resume(
     from tunelab.store import read_study
 
     _print_summary(outcome.paths, read_study(outcome.paths)["objective_mode"], top=5)
-    echo(f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)")
+    echo(_took(outcome))
+
+
+def _took(outcome: StudyOutcome) -> str:
+    if outcome.ray_start_seconds is None:
+        return f"took {outcome.seconds:.1f} s (no Ray: fused on this machine's processes)"
+    return f"took {outcome.seconds:.1f} s (Ray start-up {outcome.ray_start_seconds:.1f} s)"
 
 
 @app.command()

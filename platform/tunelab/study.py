@@ -17,7 +17,7 @@ from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.driver_lock import driver_lock
 from tunelab.store.schema import FINISHED, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING
-from tunelab.tune.local_ray import start_ray
+from tunelab.tune.local_ray import ray_is_up, start_ray, study_needs_ray
 from tunelab.tune.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.tune.store_callback import now
 from tunelab.tune.tuner import StudyRun, can_restore, new_study, restored_study
@@ -28,7 +28,7 @@ class StudyOutcome:
     paths: StudyPaths
     trials: list[dict[str, Any]]
     seconds: float
-    ray_start_seconds: float
+    ray_start_seconds: float | None  # None: the study started no Ray (`study_needs_ray`)
 
 
 def check_storage(storage: Path, study_name: str) -> StudyPaths:
@@ -57,10 +57,21 @@ def study_exists(paths: StudyPaths) -> BadInputError:
     )
 
 
+def start_ray_if_needed(spec: Spec) -> float | None:
+    """Start (or join) Ray when the study needs it; the seconds that took, None when it does not."""
+    if not study_needs_ray(spec):
+        return None
+    ray_started = time.monotonic()
+    start_ray()
+    return time.monotonic() - ray_started
+
+
 def check_storage_is_shared(storage: Path) -> None:
     """On a multi-node cluster every node must see the same results folder."""
     from tunelab.cluster.storage_check import nodes_missing_storage
 
+    if not ray_is_up():
+        return  # no cluster: this machine's folder is the hosts' folder
     missing = nodes_missing_storage(storage)
     if missing:
         raise BadInputError(
@@ -75,9 +86,7 @@ def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) ->
     data = load_study_data(spec)
 
     with ray_output_kept() as ray_log:
-        ray_started = time.monotonic()
-        start_ray()
-        ray_start_seconds = time.monotonic() - ray_started
+        ray_start_seconds = start_ray_if_needed(spec)
         check_storage_is_shared(paths.root.parent)
         with driver_lock(paths.root, spec.name):
             if paths.exists():  # another run of this name started since check_storage
@@ -107,9 +116,7 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     if not can_restore(spec, paths):
         raise BadInputError(f"{paths.root} has no saved state of its driver to resume from")
     data = load_study_data(spec)
-    ray_started = time.monotonic()
-    start_ray()
-    ray_start_seconds = time.monotonic() - ray_started
+    ray_start_seconds = start_ray_if_needed(spec)
     ray_log.write_to(paths.root / RAY_LOG)
     done = read_trials(paths)
     finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
@@ -133,7 +140,8 @@ def check_own_folder(folder: Path) -> None:
 
 
 def fit_study(
-    run: StudyRun, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float, ray_start_seconds: float
+    run: StudyRun, spec: Spec, paths: StudyPaths, echo: Callable[[str], None], started: float,
+    ray_start_seconds: float | None,
 ) -> StudyOutcome:
     """Run the study to its end, keep the study's status true, then the follow-ups the file asks for.
 

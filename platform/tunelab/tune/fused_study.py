@@ -4,7 +4,8 @@ epochs of every trial trained by fusion hosts, members of fused cohorts.
 Each trial is still its own trial: its own Optuna trial, its own decisions by the scheduler at
 its rungs, its own rows in the store, its own state file and resume. What differs from Ray
 Tune's own loop is only who trains: not one Ray worker process per trial, but a few fusion
-hosts (`fusion.host`, one per GPU or per CPU slot), each training whole cohorts in one process.
+hosts (`fusion.host`, one per GPU or per CPU slot), each training whole cohorts in one process:
+Ray actors where Ray is up, else processes of this machine (`host_pools`).
 A Ray worker per trial cost a study of 16 members seconds of start-up and a report round trip
 per epoch each, more than the fused epochs saved (bench/RESULTS.md).
 
@@ -40,7 +41,9 @@ from tunelab.training.plan import StudySetup
 from tunelab.training.trial_state import (
     BEST_MODEL_FILE, STATE_FILE, save_state_bytes, state_from_bytes, trial_folder,
 )
-from tunelab.tune.fusion_wiring import HostLayout, host_layout, members_per_cohort
+from tunelab.tune.fusion_wiring import members_per_cohort
+from tunelab.tune.host_pools import HostDied, HostPool, host_pool
+from tunelab.tune.ray_log import RAY_LOG
 from tunelab.tune.study_events import StudyEvents
 from tunelab.tune.tuner import StudyParts, begin_study, study_size
 
@@ -48,8 +51,6 @@ SNAPSHOT_FILE = "fused_study.pkl"
 ERROR_FILE = "error.txt"
 # How long the driver waits for a host before it checks the time budget and Ctrl-C again.
 POLL_S = 0.5
-# How long a dead host's resources may take to come back before its members join the other hosts.
-RELEASE_WAIT_S = 5.0
 # Snapshots at most this often: each pickles the searcher with every trial it has seen. A trial
 # that starts after the last one and is cut short by a killed driver is lost (the store says so,
 # as for a Ray Tune study, whose snapshots come every ~10 s); its share of the budget runs again.
@@ -97,13 +98,12 @@ class FusedStudy:
         self.running = {trial.trial_id: trial for trial in trials if not trial.finished}  # in the order they started
         self.events = StudyEvents(parts, trials)
         self.run_id = secrets.token_hex(4)  # trial ids: this driver's, numbered
-        self.layout: HostLayout = host_layout(spec)
+        self.pool: HostPool | None = None  # where the hosts run: started with the study
         self.hosts: list[Any] = []  # None where a host died and none could take its place
-        self.shared: tuple[Any, Any] = (None, None)  # the study's data and setup in Ray's object store
         self.placements: list[dict[str, str]] = []
         self.cohort_limit: dict[Hashable, int] = {}
-        self.joining: dict[str, Any] = {}  # trial id → its host's answer to join, not yet read
-        self.in_flight: dict[Any, tuple[int, list[MemberTrial]]] = {}  # a host's epoch → (host, members)
+        self.joining: dict[str, Any] = {}  # trial id → its host's pending answer to join, not yet read
+        self.in_flight: dict[Any, tuple[int, list[MemberTrial]]] = {}  # a host's pending epoch → (host, members)
         self.ready_counter = 0
         self.changed = False  # a trial started or ended since the last snapshot
         self.last_snapshot = -float("inf")
@@ -138,8 +138,6 @@ class FusedStudy:
     # ---- running ----
 
     def fit(self) -> bool:
-        import ray
-
         interrupted = threading.Event()
         previous = None
         if threading.current_thread() is threading.main_thread():
@@ -150,10 +148,10 @@ class FusedStudy:
 
             previous = signal.signal(signal.SIGINT, on_ctrl_c)
         try:
-            self.shared = (ray.put(self.data), ray.put(self.setup))  # once, for every host
-            self.hosts = [self._new_host() for _ in range(self.layout.hosts)]
-            self.placements = ray.get([host.placement.remote() for host in self.hosts])
-            each = "1 GPU" if self.layout.gpus else f"{self.layout.cpus:g} CPU"
+            self.pool = pool = host_pool(self.spec, self.data, self.setup, self.paths.root / RAY_LOG)
+            self.hosts = [pool.start_host() for _ in range(pool.layout.hosts)]
+            self.placements = [pool.placement(host) for host in self.hosts]
+            each = "1 GPU" if pool.layout.gpus else f"{pool.layout.cpus:g} CPU"
             self.echo(f"fused: {len(self.hosts)} fusion host(s), {each} each, up to "
                       f"{members_per_cohort(self.spec)} members per cohort on a host")
             self.events.begin()
@@ -168,20 +166,17 @@ class FusedStudy:
                 signal.signal(signal.SIGINT, previous)
             for host in self.hosts:
                 if host is not None:
-                    ray.kill(host)
+                    self.pool.stop(host)
 
     def _run(self, interrupted: threading.Event) -> None:
-        import ray
-
         deadline = time.monotonic() + (self.spec.budget.time_budget_s or float("inf"))
         while not interrupted.is_set() and self.stop_reason is None:
             self._start_trials()
             self._give_idle_hosts_work()
             if not self.in_flight:
                 return  # every trial ended, and the searcher has no more
-            done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=POLL_S)
-            for reference in done:
-                self._take_epochs(reference)
+            for pending in self.pool.wait(list(self.in_flight), timeout=POLL_S):
+                self._take_epochs(pending)
             if self.changed and time.monotonic() - self.last_snapshot >= SNAPSHOT_EVERY_S:
                 self._save_snapshot()
             self.events.step_ended()
@@ -219,8 +214,8 @@ class FusedStudy:
             # It had ended, but the last snapshot did not know yet: report its end again, with no rows.
             self._report(trial, {**state["last_metrics"], EPOCH_ROWS: []})
             return
-        self.joining[trial.trial_id] = self.hosts[trial.host].join.remote(trial.trial_id, trial.config, saved,
-                                                                          refusal is not None)
+        self.joining[trial.trial_id] = self.pool.call(self.hosts[trial.host], "join", trial.trial_id, trial.config,
+                                                      saved, refusal is not None)
         self._ready(trial)
 
     def _host_for(self, trial: MemberTrial) -> int:
@@ -238,8 +233,6 @@ class FusedStudy:
         trial.ready_since = self.ready_counter
 
     def _give_idle_hosts_work(self) -> None:
-        import ray
-
         busy = {host for host, _ in self.in_flight.values()}
         for host, actor in enumerate(self.hosts):
             if host in busy or actor is None:
@@ -248,8 +241,8 @@ class FusedStudy:
             try:
                 for trial in ready:  # how many of its cohort one fused epoch may hold, as the host said
                     if trial.trial_id in self.joining:
-                        self.cohort_limit[trial.key] = ray.get(self.joining.pop(trial.trial_id))
-            except ray.exceptions.RayActorError as error:
+                        self.cohort_limit[trial.key] = self.pool.answer(self.joining.pop(trial.trial_id))
+            except HostDied as error:
                 self._host_died(host, error)
                 continue
             except Exception as error:  # a state that would not load: that trial failed
@@ -258,15 +251,13 @@ class FusedStudy:
             if ready:
                 key = ready[0].key
                 members = [t for t in ready if t.key == key][: self.cohort_limit.get(key, 1)]
-                self.in_flight[self.hosts[host].train.remote([t.trial_id for t in members])] = (host, members)
+                self.in_flight[self.pool.call(actor, "train", [t.trial_id for t in members])] = (host, members)
 
-    def _take_epochs(self, reference: Any) -> None:
-        import ray
-
-        host, members = self.in_flight.pop(reference)
+    def _take_epochs(self, pending: Any) -> None:
+        host, members = self.in_flight.pop(pending)
         try:
-            answers: list[EpochAnswer] = ray.get(reference)
-        except ray.exceptions.RayActorError as error:
+            answers: list[EpochAnswer] = self.pool.answer(pending)
+        except HostDied as error:
             self._host_died(host, error)
             return
         except Exception as error:  # the epoch raised: each member of it failed
@@ -290,36 +281,19 @@ class FusedStudy:
         for trial, state in states:
             save_state_bytes(state, trial_folder(self.paths.root, trial.trial_id) / STATE_FILE)
         if stopped:
-            self.hosts[host].leave.remote(stopped)
+            self.pool.call(self.hosts[host], "leave", stopped)
 
     def _host_died(self, host: int, error: BaseException) -> None:
         """The host's process died (killed, out of memory, its node lost). A new host takes its
-        place where the cluster has room for one (else its members join the other hosts), and
-        each of its members starts again from its state file, as a trial whose process died."""
-        import ray
-
+        place where there is room for one (else its members join the other hosts), and each of
+        its members starts again from its state file, as a trial whose process died."""
         self.hosts[host] = None
-        if self._room_for_a_host() or not any(actor is not None for actor in self.hosts):
-            self.hosts[host] = self._new_host()
-            self.placements[host] = ray.get(self.hosts[host].placement.remote())
+        if self.pool.room_for_a_host() or not any(actor is not None for actor in self.hosts):
+            self.hosts[host] = self.pool.start_host()
+            self.placements[host] = self.pool.placement(self.hosts[host])
         for trial in [t for t in self.running.values() if t.host == host]:
             self.joining.pop(trial.trial_id, None)
             self._failed(trial, error)
-
-    def _room_for_a_host(self) -> bool:
-        """Whether the cluster can start a host now. Ray frees a dead actor's CPUs and GPU a
-        moment after it died: wait for them that long, so a host killed with the others (which
-        the driver has not heard of yet) does not take in its members."""
-        import ray
-
-        deadline = time.monotonic() + RELEASE_WAIT_S
-        while True:
-            available = ray.available_resources()
-            if available.get("CPU", 0) >= self.layout.cpus and available.get("GPU", 0) >= self.layout.gpus:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
 
     def _report(self, trial: MemberTrial, metrics: dict[str, Any]) -> bool:
         """One epoch of the trial to the study; True when the trial ended with it."""
@@ -354,19 +328,6 @@ class FusedStudy:
         trial.finished = True
         self.running.pop(trial.trial_id, None)
         self.changed = True
-
-    def _new_host(self) -> Any:
-        import ray
-
-        from tunelab.fusion.host import FusionHost
-
-        layout = self.layout
-        return (
-            ray.remote(FusionHost)
-            .options(num_cpus=layout.cpus, num_gpus=layout.gpus, scheduling_strategy="SPREAD")
-            .remote(*self.shared, threads=max(1, int(layout.cpus)), max_members=members_per_cohort(self.spec),
-                    device="cuda" if layout.gpus else "cpu")
-        )
 
     def _save_snapshot(self) -> None:
         snapshot = {"search": self.parts.search, "scheduler": self.parts.scheduler, "callbacks": self.parts.callbacks,

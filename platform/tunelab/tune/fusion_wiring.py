@@ -33,8 +33,16 @@ def members_per_cohort(spec: Spec) -> int:
 
 
 def host_layout(spec: Spec) -> HostLayout:
-    """One host per GPU when trials ask for a GPU, else one per `resources.cpu` CPUs of each
-    node: the devices the study's trials would have shared, each now training whole cohorts."""
+    """Where Ray is up (a cluster, GPUs, a program's own Ray): one host per GPU when trials ask
+    for a GPU, else one per `resources.cpu` CPUs of each node. Otherwise one per `resources.cpu`
+    CPUs of this machine, each a process of its own (`host_pools.LocalHostPool`)."""
+    from tunelab.tune.local_ray import ray_is_up
+
+    return ray_host_layout(spec) if ray_is_up() else local_host_layout(spec)
+
+
+def ray_host_layout(spec: Spec) -> HostLayout:
+    """The devices the study's trials would have shared on Ray's nodes, each now training whole cohorts."""
     import ray
 
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -44,6 +52,14 @@ def host_layout(spec: Spec) -> HostLayout:
         return HostLayout(max(1, hosts), min(cpus, max((node.get("CPU", 0) for node in nodes), default=1)), 1)
     hosts = sum(int(node.get("CPU", 0) // cpus) for node in nodes)
     return HostLayout(max(1, hosts), cpus, 0)
+
+
+def local_host_layout(spec: Spec) -> HostLayout:
+    """This machine's CPUs as an embedded Ray would count them (cgroup limits included)."""
+    from ray._private.utils import get_num_cpus
+
+    cpus = max(1.0, float(spec.resources.cpu))
+    return HostLayout(max(1, int(get_num_cpus() // cpus)), cpus, 0)
 
 
 def concurrent_trials(spec: Spec) -> int:

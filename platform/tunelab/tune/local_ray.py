@@ -28,8 +28,8 @@ def start_ray() -> None:
     quiet_ray_logs()
     if ray.is_initialized():
         return
-    cluster = os.environ.get("RAY_ADDRESS", "")
-    if cluster and not cluster.startswith(("http://", "https://")):
+    cluster = cluster_address()
+    if cluster:
         # Inside a Ray job (tunelab submit, a KubeRay RayJob): join the cluster it runs on.
         ray.init(address=cluster, logging_level=logging.WARNING, configure_logging=True)
         return
@@ -40,6 +40,22 @@ def start_ray() -> None:
         logging_level=logging.WARNING,
         configure_logging=True,
     )
+
+
+def cluster_address() -> str:
+    """The Ray cluster this process runs in (a Ray job's RAY_ADDRESS), or "" on its own machine."""
+    cluster = os.environ.get("RAY_ADDRESS", "")
+    return "" if cluster.startswith(("http://", "https://")) else cluster
+
+
+def study_needs_ray(spec: Spec) -> bool:
+    """Whether the study starts (or joins) Ray. A fused study on this machine's CPUs does not: its
+    driver runs Ray Tune's searcher, scheduler and callbacks itself, and its fusion hosts are
+    processes of this machine (`host_pools.LocalHostPool`). An embedded Ray's start and stop cost
+    about 5 s of every `tunelab run` on 2 vCPUs, more than a short fused study trains."""
+    from tunelab.tune.fusion_wiring import fusing
+
+    return not fusing(spec) or spec.resources.gpu > 0 or bool(cluster_address()) or ray_is_up()
 
 
 def ray_is_up() -> bool:
