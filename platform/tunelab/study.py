@@ -17,6 +17,7 @@ from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, StudyWriter, read_study, read_trials
 from tunelab.store.driver_lock import driver_lock
 from tunelab.store.schema import FINISHED, STUDY_COMPLETED, STUDY_FAILED, STUDY_INTERRUPTED, STUDY_RUNNING
+from tunelab.tune.host_pools import hosts_started_early
 from tunelab.tune.local_ray import ray_is_up, start_ray, study_needs_ray
 from tunelab.tune.ray_log import RAY_LOG, RayLog, ray_output_kept
 from tunelab.tune.store_callback import now
@@ -83,16 +84,16 @@ def check_storage_is_shared(storage: Path) -> None:
 def run_study(spec: Spec, storage: Path, echo: Callable[[str], None] = print) -> StudyOutcome:
     started = time.monotonic()
     paths = check_storage(storage, spec.name)
-    data = load_study_data(spec)
-
-    with ray_output_kept() as ray_log:
-        ray_start_seconds = start_ray_if_needed(spec)
-        check_storage_is_shared(paths.root.parent)
-        with driver_lock(paths.root, spec.name):
-            if paths.exists():  # another run of this name started since check_storage
-                raise study_exists(paths)
-            ray_log.write_to(paths.root / RAY_LOG)
-            return fit_study(new_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
+    with hosts_started_early(spec):
+        data = load_study_data(spec)
+        with ray_output_kept() as ray_log:
+            ray_start_seconds = start_ray_if_needed(spec)
+            check_storage_is_shared(paths.root.parent)
+            with driver_lock(paths.root, spec.name):
+                if paths.exists():  # another run of this name started since check_storage
+                    raise study_exists(paths)
+                ray_log.write_to(paths.root / RAY_LOG)
+                return fit_study(new_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
 
 
 def resume_study(storage: Path, name: str, echo: Callable[[str], None] = print) -> StudyOutcome:
@@ -115,14 +116,15 @@ def continue_study(paths: StudyPaths, started: float, echo: Callable[[str], None
     spec = parse_spec(str(study["spec_yaml"]), f"{paths.study} (spec_yaml)")
     if not can_restore(spec, paths):
         raise BadInputError(f"{paths.root} has no saved state of its driver to resume from")
-    data = load_study_data(spec)
-    ray_start_seconds = start_ray_if_needed(spec)
-    ray_log.write_to(paths.root / RAY_LOG)
-    done = read_trials(paths)
-    finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
-    echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
-    StudyWriter(paths).update_study(status=STUDY_RUNNING, resumed_at=now())
-    return fit_study(restored_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
+    with hosts_started_early(spec):
+        data = load_study_data(spec)
+        ray_start_seconds = start_ray_if_needed(spec)
+        ray_log.write_to(paths.root / RAY_LOG)
+        done = read_trials(paths)
+        finished = int(done["status"].isin(FINISHED).sum()) if "status" in done else 0
+        echo(f"resuming study {name}: {finished} of {study['num_samples']} trials finished before → {paths.root}")
+        StudyWriter(paths).update_study(status=STUDY_RUNNING, resumed_at=now())
+        return fit_study(restored_study(spec, data, paths, echo), spec, paths, echo, started, ray_start_seconds)
 
 
 def check_own_folder(folder: Path) -> None:

@@ -11,6 +11,7 @@ of a host whose process died raises HostDied, and what the host's method raised 
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import pickle
@@ -22,6 +23,8 @@ import threading
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,10 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.datasets import Splits
 from tunelab.training.plan import StudySetup
-from tunelab.tune.fusion_wiring import HostLayout, host_layout, members_per_cohort
+from tunelab.tune.fusion_wiring import HostLayout, host_layout, local_host_layout, members_per_cohort
 
 if TYPE_CHECKING:
     from tunelab.spec import Spec
+
+
+# A local host's first call: become the host, with the study's data and setup.
+OPEN = "open"
 
 
 class HostDied(Exception):
@@ -151,11 +158,11 @@ class LocalHost:
     keeps no copy of the host's end of the answers pipe, so a host that dies, even halfway through
     an answer, is an end of file there: every call it has not answered raises HostDied."""
 
-    def __init__(self, start_args: tuple[Any, ...]) -> None:
+    def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         requests, self._requests = context.Pipe(duplex=False)
         self._answers, answers = context.Pipe(duplex=False)
-        self.process = context.Process(target=_serve, args=(requests, answers, start_args), daemon=True)
+        self.process = context.Process(target=_serve, args=(requests, answers), daemon=True)
         self.process.start()
         requests.close()
         answers.close()
@@ -218,7 +225,9 @@ class LocalHostPool(HostPool):
         self.start_args = (data, setup, max(1, int(self.layout.cpus)), self.max_members, str(log))
 
     def start_host(self) -> LocalHost:
-        return LocalHost(self.start_args)
+        host = _WARM.pop() if _WARM else LocalHost()
+        host.call(OPEN, self.start_args)  # a host that could not open says why at its next answer
+        return host
 
     def placement(self, host: LocalHost) -> dict[str, str]:
         return {"node_id": socket.gethostname(), "gpu_ids": ""}
@@ -247,22 +256,53 @@ def host_pool(spec: Spec, data: Splits, setup: StudySetup, log: Path) -> HostPoo
     return RayHostPool(spec, data, setup) if ray_is_up() else LocalHostPool(spec, data, setup, log)
 
 
+# Host processes started before their study's pool (`hosts_started_early`), taken by its first hosts.
+_WARM: list[LocalHost] = []
+
+
+@contextmanager
+def hosts_started_early(spec: Spec) -> Iterator[None]:
+    """Around a study's start: a study that will host its fused cohorts in local processes
+    spawns them now, so they import PyTorch while the driver loads the data and imports the
+    rest (a second of a `tunelab run` here). Those its pool did not take are stopped at the end."""
+    from tunelab.tune.local_ray import study_needs_ray
+
+    if not study_needs_ray(spec):
+        _WARM.extend(LocalHost() for _ in range(local_host_layout(spec).hosts))
+    try:
+        yield
+    finally:
+        while _WARM:
+            _WARM.pop().stop()
+
+
 # ---- in the host's process ----
 
-def _serve(requests: Connection, answers: Connection, start_args: tuple[Any, ...]) -> None:
-    """A host's process: become the host, then answer the driver's calls in order until it hangs up."""
-    try:
-        host: Any = _become_host(*start_args)
-    except Exception as error:  # every call says why the host could not start
-        host = _Unstarted(error)
+def _serve(requests: Connection, answers: Connection) -> None:
+    """A host's process: import what a host needs, become the host when the driver says OPEN,
+    then answer the driver's calls in order until it hangs up."""
+    # Ctrl-C in a terminal reaches every process of its group: the driver's to handle (it ends
+    # the study resumable, then stops its hosts), not a reason for a host to die mid-epoch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):  # and a driver killed outright takes its hosts with it
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    importlib.import_module("tunelab.fusion.host")  # PyTorch and the engine, before the data comes
+
+    host: Any = None
     while True:
         try:
             method, args = requests.recv()
         except EOFError:
             return
         try:
-            answer: tuple[bool, Any] = (True, getattr(host, method)(*args))
+            if method == OPEN:
+                host = _become_host(*args)
+            answer: tuple[bool, Any] = (True, None if method == OPEN else getattr(host, method)(*args))
         except Exception as error:
+            if method == OPEN:  # every later call says why the host could not start
+                host = _Unstarted(error)
             answer = (False, error)
         try:
             answers.send(answer)
@@ -279,13 +319,6 @@ class _Unstarted:
 
 
 def _become_host(data: Splits, setup: StudySetup, threads: int, max_members: int, log: str) -> Any:
-    # Ctrl-C in a terminal reaches every process of its group: the driver's to handle (it ends
-    # the study resumable, then stops its hosts), not a reason for a host to die mid-epoch.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):  # and a driver killed outright takes its hosts with it
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     for stream in (1, 2):  # as Ray keeps its workers' output in the study's log
         os.dup2(output, stream)

@@ -1,0 +1,117 @@
+"""Fusion hosts as processes of this machine (`tunelab.tune.host_pools.LocalHostPool`): a real
+spawned host trains real members; its death is an error on every call it had not answered; hosts
+started early are taken by the study's pool, and the ones it did not take are stopped.
+
+No Ray runs here: `ray_is_up` is patched to say so where a Ray started by another test file in
+this worker would otherwise make the study choose Ray actors."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from conftest import small_study
+from tunelab.from_spec import load_study_data, study_setup
+from tunelab.metrics import TRIAL_END
+from tunelab.spec import Spec, parse_spec
+from tunelab.tune import host_pools, local_ray
+from tunelab.tune.host_pools import HostDied, LocalHostPool, hosts_started_early
+
+EPOCHS = 3
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(local_ray, "ray_is_up", lambda: False)
+    yield
+
+
+def fused_spec() -> Spec:
+    document = small_study(name="pool", train={"max_epochs": EPOCHS, "fuse": 2, "early_stopping": {"patience": None}},
+                           resources={"cpu": 1})
+    return parse_spec(yaml.safe_dump(document), "pool.yaml")
+
+
+def pool_for(spec: Spec, tmp_path: Path) -> LocalHostPool:
+    return LocalHostPool(spec, load_study_data(spec), study_setup(spec), tmp_path / "hosts.log")
+
+
+def config(learning_rate: float) -> dict[str, Any]:
+    return {"learning_rate": learning_rate, "batch_size": 32}
+
+
+def test_a_local_host_trains_its_members_epoch_by_epoch_to_their_end(no_ray: None, tmp_path: Path) -> None:
+    spec = fused_spec()
+    pool = pool_for(spec, tmp_path)
+    host = pool.start_host()
+    try:
+        limits = [pool.answer(pool.call(host, "join", f"t{index}", config(rate), None, False))
+                  for index, rate in enumerate((0.01, 0.05))]
+        assert limits == [2, 2], "the cohort holds fuse members"
+        epochs = [pool.answer(pool.call(host, "train", ["t0", "t1"])) for _ in range(EPOCHS)]
+    finally:
+        pool.stop(host)
+    assert [[answer.metrics["epoch"] for answer in answers] for answers in epochs] == [[1, 1], [2, 2], [3, 3]]
+    assert [answer.metrics.get(TRIAL_END) for answer in epochs[-1]] == ["completed", "completed"]
+    assert epochs[0][0].metrics["val_loss"] != epochs[0][1].metrics["val_loss"], "each member its own rate"
+    assert all(answer.best_model is not None for answer in epochs[-1]), "the last epoch hands back the best weights"
+
+
+def test_a_local_host_that_dies_fails_every_call_it_had_not_answered(no_ray: None, tmp_path: Path) -> None:
+    spec = fused_spec()
+    pool = pool_for(spec, tmp_path)
+    host = pool.start_host()
+    try:
+        pool.answer(pool.call(host, "join", "t0", config(0.01), None, False))
+        os.kill(host.process.pid, signal.SIGKILL)
+        pending = pool.call(host, "train", ["t0"])
+        with pytest.raises(HostDied, match=r"process died .*exit code -9"):
+            pool.answer(pending)
+        with pytest.raises(HostDied):  # and every call after it
+            pool.answer(pool.call(host, "leave", ["t0"]))
+    finally:
+        pool.stop(host)
+
+
+def test_an_error_in_a_hosts_method_is_that_calls_error_and_the_host_goes_on(no_ray: None, tmp_path: Path) -> None:
+    spec = fused_spec()
+    pool = pool_for(spec, tmp_path)
+    host = pool.start_host()
+    try:
+        with pytest.raises(KeyError, match="nobody"):
+            pool.answer(pool.call(host, "train", ["nobody"]))
+        assert pool.answer(pool.call(host, "join", "t0", config(0.01), None, False)) == 2
+    finally:
+        pool.stop(host)
+
+
+def test_hosts_started_early_are_the_pools_and_the_ones_it_did_not_take_are_stopped(no_ray: None,
+                                                                                   tmp_path: Path) -> None:
+    spec = fused_spec()
+    layout_hosts = host_pools.local_host_layout(spec).hosts
+    with hosts_started_early(spec):
+        early = list(host_pools._WARM)
+        assert len(early) == layout_hosts and all(host.process.is_alive() for host in early)
+        pool = pool_for(spec, tmp_path)
+        taken = pool.start_host()
+        assert taken in early, "the pool took a host that was already up"
+    try:
+        left = [host for host in early if host is not taken]
+        for host in left:
+            host.process.join(timeout=10)
+        assert all(not host.process.is_alive() for host in left), "hosts the pool did not take were stopped"
+        assert taken.process.is_alive()
+        assert pool.answer(pool.call(taken, "join", "t0", config(0.01), None, False)) == 2
+    finally:
+        pool.stop(taken)
+
+
+def test_a_study_that_needs_ray_starts_no_host_early(tmp_path: Path) -> None:
+    unfused = parse_spec(yaml.safe_dump(small_study(name="plain")), "plain.yaml")
+    with hosts_started_early(unfused):
+        assert host_pools._WARM == []
