@@ -82,11 +82,12 @@ def test_a_killed_fused_study_resumes_every_member_from_its_state(tmp_path: Path
 
 def fusion_hosts_of(session_id: int) -> list[int]:
     """The PIDs of the study's fusion hosts: Ray names an actor's process after its class; a
-    host of a study without Ray is a process spawned by the driver (`host_pools.LocalHostPool`)."""
+    host of a study without Ray is a `tunelab.fusion.host_process` process of the driver's."""
     # -ww: whole command lines, whatever COLUMNS says.
     listing = subprocess.run(["ps", "-ww", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout.splitlines()
     return [int(line.split()[0]) for line in listing
-            if int(line.split()[1]) == session_id and ("ray::FusionHost" in line or "spawn_main" in line)]
+            if int(line.split()[1]) == session_id
+            and ("ray::FusionHost" in line or "tunelab.fusion.host_process" in line)]
 
 
 # A program that started Ray itself keeps it, and its fused study's hosts are Ray actors.

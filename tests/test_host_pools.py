@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -96,16 +98,14 @@ def test_hosts_started_early_are_the_pools_and_the_ones_it_did_not_take_are_stop
     layout_hosts = host_pools.local_host_layout(spec).hosts
     with hosts_started_early(spec):
         early = list(host_pools._WARM)
-        assert len(early) == layout_hosts and all(host.process.is_alive() for host in early)
+        assert len(early) == layout_hosts and all(host.process.poll() is None for host in early)
         pool = pool_for(spec, tmp_path)
         taken = pool.start_host()
         assert taken in early, "the pool took a host that was already up"
     try:
         left = [host for host in early if host is not taken]
-        for host in left:
-            host.process.join(timeout=10)
-        assert all(not host.process.is_alive() for host in left), "hosts the pool did not take were stopped"
-        assert taken.process.is_alive()
+        assert all(host.process.poll() is not None for host in left), "hosts the pool did not take were stopped"
+        assert taken.process.poll() is None
         assert pool.answer(pool.call(taken, "join", "t0", config(0.01), None, False)) == 2
     finally:
         pool.stop(taken)
@@ -115,3 +115,19 @@ def test_a_study_that_needs_ray_starts_no_host_early(tmp_path: Path) -> None:
     unfused = parse_spec(yaml.safe_dump(small_study(name="plain")), "plain.yaml")
     with hosts_started_early(unfused):
         assert host_pools._WARM == []
+
+
+def test_a_users_script_without_a_main_guard_runs_once_however_many_hosts_it_fuses_on(tmp_path: Path) -> None:
+    """`python my_study.py` calling `tunelab.run` at its top level: a multiprocessing child would
+    import that script again in every host, running the study again there."""
+    document = small_study(name="script", train={"max_epochs": 2, "fuse": 2}, budget={"num_samples": 4})
+    (tmp_path / "my_study.py").write_text(
+        "import tunelab\n"
+        "print('the script ran', flush=True)\n"
+        f"study = tunelab.run({document!r}, storage='store', quiet=True)\n"
+        "print('fused trials', int((study.trials['fusion'] == 'fused').sum()), flush=True)\n")
+    finished = subprocess.run([sys.executable, "my_study.py"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    assert finished.stdout.count("the script ran") == 1
+    assert "fused trials 4" in finished.stdout

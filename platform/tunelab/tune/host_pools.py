@@ -11,23 +11,18 @@ of a host whose process died raises HostDied, and what the host's method raised 
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
-import pickle
 import queue
-import signal
 import socket
+import subprocess
 import sys
 import threading
-import traceback
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +30,10 @@ from tunelab.datasets import Splits
 from tunelab.training.plan import StudySetup
 from tunelab.tune.fusion_wiring import HostLayout, host_layout, local_host_layout, members_per_cohort
 
+from tunelab.fusion.host_process import OPEN
+
 if TYPE_CHECKING:
     from tunelab.spec import Spec
-
-
-# A local host's first call: become the host, with the study's data and setup.
-OPEN = "open"
 
 
 class HostDied(Exception):
@@ -159,11 +152,13 @@ class LocalHost:
     an answer, is an end of file there: every call it has not answered raises HostDied."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        requests, self._requests = context.Pipe(duplex=False)
-        self._answers, answers = context.Pipe(duplex=False)
-        self.process = context.Process(target=_serve, args=(requests, answers), daemon=True)
-        self.process.start()
+        requests, self._requests = multiprocessing.Pipe(duplex=False)
+        self._answers, answers = multiprocessing.Pipe(duplex=False)
+        ends = (requests.fileno(), answers.fileno())
+        # The driver's import path, as the host's (a program may have added to sys.path).
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        self.process = subprocess.Popen([sys.executable, "-m", "tunelab.fusion.host_process", *map(str, ends)],
+                                        pass_fds=ends, env=environment, stdin=subprocess.DEVNULL)
         requests.close()
         answers.close()
         self._lock = threading.Lock()
@@ -185,6 +180,7 @@ class LocalHost:
 
     def stop(self) -> None:
         self.process.kill()
+        self.process.wait()
         self._outbox.put(None)
 
     def _send(self) -> None:
@@ -206,10 +202,10 @@ class LocalHost:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        self.process.join()
+        exit_code = self.process.wait()
         with self._lock:
             self._died = HostDied(f"the fusion host's process died (killed, or out of memory; exit code "
-                                  f"{self.process.exitcode})")
+                                  f"{exit_code})")
             unanswered, self._unanswered = self._unanswered, deque()
         self._outbox.put(None)
         for future in unanswered:
@@ -217,8 +213,8 @@ class LocalHost:
 
 
 class LocalHostPool(HostPool):
-    """Each host a process of this machine, spawned (a fork would copy the driver's locks, held by
-    its threads, into the child) and running one `FusionHost`. What a host prints goes to `log`."""
+    """Each host a process of this machine (`fusion.host_process`) running one `FusionHost`.
+    What a host prints goes to `log`."""
 
     def __init__(self, spec: Spec, data: Splits, setup: StudySetup, log: Path) -> None:
         super().__init__(spec)
@@ -274,55 +270,3 @@ def hosts_started_early(spec: Spec) -> Iterator[None]:
     finally:
         while _WARM:
             _WARM.pop().stop()
-
-
-# ---- in the host's process ----
-
-def _serve(requests: Connection, answers: Connection) -> None:
-    """A host's process: import what a host needs, become the host when the driver says OPEN,
-    then answer the driver's calls in order until it hangs up."""
-    # Ctrl-C in a terminal reaches every process of its group: the driver's to handle (it ends
-    # the study resumable, then stops its hosts), not a reason for a host to die mid-epoch.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):  # and a driver killed outright takes its hosts with it
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    importlib.import_module("tunelab.fusion.host")  # PyTorch and the engine, before the data comes
-
-    host: Any = None
-    while True:
-        try:
-            method, args = requests.recv()
-        except EOFError:
-            return
-        try:
-            if method == OPEN:
-                host = _become_host(*args)
-            answer: tuple[bool, Any] = (True, None if method == OPEN else getattr(host, method)(*args))
-        except Exception as error:
-            if method == OPEN:  # every later call says why the host could not start
-                host = _Unstarted(error)
-            answer = (False, error)
-        try:
-            answers.send(answer)
-        except (pickle.PicklingError, TypeError, AttributeError):  # an error that does not pickle: its words do
-            answers.send((False, RuntimeError("".join(traceback.format_exception_only(answer[1])).strip())))
-
-
-@dataclass
-class _Unstarted:
-    error: Exception
-
-    def __getattr__(self, method: str) -> Any:
-        raise self.error
-
-
-def _become_host(data: Splits, setup: StudySetup, threads: int, max_members: int, log: str) -> Any:
-    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    for stream in (1, 2):  # as Ray keeps its workers' output in the study's log
-        os.dup2(output, stream)
-    os.close(output)
-    from tunelab.fusion.host import FusionHost
-
-    return FusionHost(data, setup, threads, max_members, "cpu")
