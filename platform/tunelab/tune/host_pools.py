@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
 import socket
 import subprocess
@@ -193,9 +194,13 @@ class LocalHost:
     def _receive(self) -> None:
         while True:
             try:
-                succeeded, value = self._answers.recv()
+                message = self._answers.recv_bytes()
             except (EOFError, OSError):
                 break
+            try:
+                succeeded, value = pickle.loads(message)
+            except Exception as error:  # e.g. an error class the driver cannot import: the call fails, not the host
+                succeeded, value = False, RuntimeError(f"a fusion host's answer could not be read: {error!r}")
             with self._lock:
                 future = self._unanswered.popleft()
             if succeeded:
