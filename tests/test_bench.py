@@ -50,7 +50,9 @@ def test_overhead_prints_every_way_side_by_side(tmp_path: Path) -> None:
             float(fields[1]), float(fields[2]), float(fields[4]), float(fields[5]), float(fields[6]))
         # Smoke trials last milliseconds: figures print with one or two decimals, so some are 0.
         assert wall > 0 and 0 < startup < wall and steady >= 0, fields
-        assert 0 <= efficiency_wall <= 1 and 0 <= efficiency_steady <= 1.05, fields
+        # A smoke run's steady part lasts milliseconds: on a loaded host its efficiency can read
+        # above 1 by tens of percent (1.16 seen in CI-like runs), never near 2 with 2 trials at once.
+        assert 0 <= efficiency_wall <= 1 and 0 <= efficiency_steady < 2, fields
         assert fields[-1].endswith("×")
         assert (fields[3] == "—") == (way in ("inprocess", "parallel")), "Ray's start-up is printed for the Ray ways"
     assert rows["inprocess"][6] == "1.00", "the in-process way is the pure time itself"

@@ -27,5 +27,8 @@ def test_fused_bench_prints_the_same_trials_three_ways(tmp_path: Path) -> None:
         <= (unfused + 0.05) / (fused - 0.05) + 0.005
     assert rows[2][3] == "—", "the in-process way has no study of its own"
     studies = {row[1]: float(row[3]) for row in rows[:2]}
-    assert float(rows[1][6].removesuffix("×")) == pytest.approx(studies["unfused"] / studies["fused"], rel=0.1, abs=0.02)
+    # A smoke study fused lasts about 0.1 s, printed to 0.1 s: the same bounds, wider.
+    unfused, fused = studies["unfused"], studies["fused"]
+    assert (unfused - 0.05) / (fused + 0.05) - 0.005 <= float(rows[1][6].removesuffix("×")) \
+        <= (unfused + 0.05) / max(fused - 0.05, 0.001) + 0.005
     assert table_rows(output, {"load"})
