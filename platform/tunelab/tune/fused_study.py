@@ -41,7 +41,6 @@ from tunelab.training.plan import StudySetup
 from tunelab.training.trial_state import (
     BEST_MODEL_FILE, STATE_FILE, save_state_bytes, state_from_bytes, trial_folder,
 )
-from tunelab.tune.fusion_wiring import members_per_cohort
 from tunelab.tune.host_pools import HostDied, HostPool, host_pool
 from tunelab.tune.ray_log import RAY_LOG
 from tunelab.tune.study_events import StudyEvents
@@ -153,7 +152,7 @@ class FusedStudy:
             self.placements = [pool.placement(host) for host in self.hosts]
             each = "1 GPU" if pool.layout.gpus else f"{pool.layout.cpus:g} CPU"
             self.echo(f"fused: {len(self.hosts)} fusion host(s), {each} each, up to "
-                      f"{members_per_cohort(self.spec)} members per cohort on a host")
+                      f"{pool.max_members} members per cohort on a host")
             self.events.begin()
             for trial in list(self.running.values()):
                 self._join(trial, new=False)

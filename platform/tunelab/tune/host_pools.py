@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.datasets import Splits
 from tunelab.training.plan import StudySetup
-from tunelab.tune.fusion_wiring import HostLayout, host_layout, local_host_layout, members_per_cohort
+from tunelab.tune.fusion_wiring import HostLayout, local_host_layout, members_per_cohort, ray_host_layout
 
 from tunelab.fusion.host_process import OPEN
 
@@ -44,8 +44,8 @@ class HostDied(Exception):
 class HostPool(ABC):
     """The fusion hosts of one study. `start_host` returns a handle the other methods take."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.layout: HostLayout = host_layout(spec)
+    def __init__(self, spec: Spec, layout: HostLayout) -> None:
+        self.layout = layout
         self.max_members = members_per_cohort(spec)
 
     @abstractmethod
@@ -85,7 +85,7 @@ class RayHostPool(HostPool):
     def __init__(self, spec: Spec, data: Splits, setup: StudySetup) -> None:
         import ray
 
-        super().__init__(spec)
+        super().__init__(spec, ray_host_layout(spec))
         self.shared = (ray.put(data), ray.put(setup))  # once, for every host
 
     def start_host(self) -> Any:
@@ -222,7 +222,7 @@ class LocalHostPool(HostPool):
     What a host prints goes to `log`."""
 
     def __init__(self, spec: Spec, data: Splits, setup: StudySetup, log: Path) -> None:
-        super().__init__(spec)
+        super().__init__(spec, local_host_layout(spec))
         self.start_args = (data, setup, max(1, int(self.layout.cpus)), self.max_members, str(log))
 
     def start_host(self) -> LocalHost:
