@@ -256,3 +256,12 @@ def test_startup_prints_each_command_against_importing_pandas(tmp_path: Path) ->
     assert re.search(r'python -c "import pandas"\s+[\d.]+ s\s+1\.00×', output)
     for command in ("tunelab --help", "tunelab studies", "tunelab results", "tunelab validate quickstart.yaml"):
         assert re.search(rf"{re.escape(command)}\s+[\d.]+ s\s+[\d.]+×\s+\((within|over) 2\.5×\)", output), command
+
+
+def test_host_data_shows_shared_data_held_once_where_pickled_data_is_held_by_every_host(tmp_path: Path) -> None:
+    output = run_bench("host_data.py", tmp_path)
+    assert "2 host processes" in output
+    held = {line[1]: float(line[3]) for line in (row.split() for row in output.splitlines()) if line[:1] == ["8"]}
+    assert set(held) == {"pickled", "shared"}, output
+    assert held["pickled"] >= 2 * 8 * 0.9, "each of the two hosts holds its own copy of the 8 MB"
+    assert held["shared"] < 8, "hosts given the shared file hold none of it privately"

@@ -1,6 +1,7 @@
 """Fusion hosts as processes of this machine (`tunelab.tune.host_pools.LocalHostPool`): a real
 spawned host trains real members; its death is an error on every call it had not answered; hosts
-started early are taken by the study's pool, and the ones it did not take are stopped.
+started early are taken by the study's pool, and the ones it did not take are stopped; all of a
+study's hosts train on one copy of its data, in memory they share.
 
 No Ray runs here: `ray_is_up` is patched to say so where a Ray started by another test file in
 this worker would otherwise make the study choose Ray actors."""
@@ -11,14 +12,17 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import small_study
 from tunelab.from_spec import load_study_data, study_setup
+from tunelab.fusion.shared_payload import SharedValue
 from tunelab.metrics import TRIAL_END
 from tunelab.spec import Spec, parse_spec
 from tunelab.tune import host_pools, local_ray
@@ -78,6 +82,52 @@ def test_a_local_host_that_dies_fails_every_call_it_had_not_answered(no_ray: Non
             pool.answer(pool.call(host, "leave", ["t0"]))
     finally:
         pool.stop(host)
+
+
+def mapping_of(pid: int, name: str) -> dict[str, int]:
+    """The kB figures (Rss, Pss, ...) of the process's mapping of the file `name`."""
+    figures: dict[str, int] = {}
+    inside = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if not line.split()[0].endswith(":"):  # a mapping's header line: its address range first
+            inside = name in line
+        elif inside and line.endswith(" kB"):
+            field, amount, _ = line.split()
+            figures[field.rstrip(":")] = figures.get(field.rstrip(":"), 0) + int(amount)
+    return figures
+
+
+def test_every_local_host_trains_on_one_shared_copy_of_the_data(no_ray: None, tmp_path: Path) -> None:
+    spec = fused_spec()
+    data = load_study_data(spec)
+    rows = np.arange(len(data.train_y)).repeat(8)  # ~3 MB of inputs: clearly above a page or two
+    data = replace(data, train_x=data.train_x[rows], train_y=data.train_y[rows])
+    pool = LocalHostPool(spec, data, study_setup(spec), tmp_path / "hosts.log")
+    hosts = [pool.start_host(), pool.start_host()]
+    try:
+        for host in hosts:  # an epoch reads every training row
+            pool.answer(pool.call(host, "join", "t0", config(0.01), None, False))
+            pool.answer(pool.call(host, "train", ["t0"]))
+        mapped = [mapping_of(host.process.pid, "memfd:tunelab-study-data") for host in hosts]
+    finally:
+        for host in hosts:
+            pool.stop(host)
+        pool.close()
+    data_kb = data.train_x.nbytes // 1024
+    assert all(figures.get("Rss", 0) >= data_kb for figures in mapped), \
+        f"each host reads its training rows from the shared file: {mapped}"
+    total_kb = pool.shared.payload.size // 1024 + 4
+    assert sum(figures["Pss"] for figures in mapped) <= total_kb, f"the hosts share its pages, not copies: {mapped}"
+    assert not Path(pool.shared.payload.path).exists(), "closing the pool lets go of the shared file"
+
+
+def test_without_a_memfd_each_host_gets_the_value_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    value = {"inputs": np.arange(12, dtype=np.float32).reshape(3, 4), "name": "digits"}
+    payload = SharedValue(value).payload
+    assert payload.path is None
+    loaded = payload.load()
+    assert loaded["name"] == "digits" and np.array_equal(loaded["inputs"], value["inputs"])
 
 
 def test_an_error_in_a_hosts_method_is_that_calls_error_and_the_host_goes_on(no_ray: None, tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 REQUESTS_FD ANSWERS_FD`).
 
 It imports what a host needs at once (PyTorch, the engine), while the driver is still loading
-the data; becomes the host at its first call (OPEN, with the study's data and setup); then
-answers the driver's calls in order, each answer (True, return value) or (False, the error it
-raised), until the driver hangs up. A process of its own, not a `multiprocessing` child: those
+the data; becomes the host at its first call (OPEN, with the study's data and setup, in memory
+the driver shares with all its hosts: `shared_payload`); then answers the driver's calls in
+order, each answer (True, return value) or (False, the error it raised), until the driver hangs
+up. A process of its own, not a `multiprocessing` child: those
 import the driver's main script again, which runs a user's unguarded `tunelab.run(...)` script
 once more in every host.
 """
@@ -20,6 +21,8 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from tunelab.fusion.shared_payload import SharedPayload
 
 # The first call: become the host, with the study's data and setup (`_become_host`'s arguments).
 OPEN = "open"
@@ -63,7 +66,8 @@ class _Unstarted:
         raise self.error
 
 
-def _become_host(host_class: type, data: Any, setup: Any, threads: int, max_members: int, log: str) -> Any:
+def _become_host(host_class: type, shared: SharedPayload, threads: int, max_members: int, log: str) -> Any:
+    data, setup = shared.load()
     output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     for stream in (1, 2):  # as Ray keeps its workers' output in the study's log
         os.dup2(output, stream)

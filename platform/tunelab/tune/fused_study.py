@@ -166,6 +166,8 @@ class FusedStudy:
             for host in self.hosts:
                 if host is not None:
                     self.pool.stop(host)
+            if self.pool is not None:
+                self.pool.close()
 
     def _run(self, interrupted: threading.Event) -> None:
         deadline = time.monotonic() + (self.spec.budget.time_budget_s or float("inf"))

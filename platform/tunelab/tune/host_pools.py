@@ -32,6 +32,7 @@ from tunelab.training.plan import StudySetup
 from tunelab.tune.fusion_wiring import HostLayout, local_host_layout, members_per_cohort, ray_host_layout
 
 from tunelab.fusion.host_process import OPEN
+from tunelab.fusion.shared_payload import SharedValue
 
 if TYPE_CHECKING:
     from tunelab.spec import Spec
@@ -74,6 +75,9 @@ class HostPool(ABC):
     @abstractmethod
     def stop(self, host: Any) -> None:
         """End the host now, whatever it is doing."""
+
+    def close(self) -> None:
+        """Let go of what the pool keeps for its hosts, once they are stopped."""
 
 
 class RayHostPool(HostPool):
@@ -219,11 +223,13 @@ class LocalHost:
 
 class LocalHostPool(HostPool):
     """Each host a process of this machine (`fusion.host_process`) running one `FusionHost`.
-    What a host prints goes to `log`."""
+    The study's data is in memory all its hosts map (`shared_payload`), as Ray's object store
+    holds it for Ray's hosts. What a host prints goes to `log`."""
 
     def __init__(self, spec: Spec, data: Splits, setup: StudySetup, log: Path) -> None:
         super().__init__(spec, local_host_layout(spec))
-        self.start_args = (data, setup, max(1, int(self.layout.cpus)), self.max_members, str(log))
+        self.shared = SharedValue((data, setup))
+        self.start_args = (self.shared.payload, max(1, int(self.layout.cpus)), self.max_members, str(log))
 
     def start_host(self) -> LocalHost:
         host = _WARM.pop() if _WARM else LocalHost()
@@ -248,6 +254,9 @@ class LocalHostPool(HostPool):
 
     def stop(self, host: LocalHost) -> None:
         host.stop()  # not waiting for the call it is in: a host mid-epoch would hold up the study's end
+
+    def close(self) -> None:
+        self.shared.close()
 
 
 def host_pool(spec: Spec, data: Splits, setup: StudySetup, log: Path) -> HostPool:
