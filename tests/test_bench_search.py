@@ -18,7 +18,7 @@ from test_bench import run_bench
 @pytest.mark.ray  # Ray Tune studies in a subprocess
 def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
     output = run_bench("search.py", tmp_path)
-    methods = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna")
+    methods = ("tpe+asha", "bohb+asha", "random+asha", "random", "optuna", "fused-tpe+asha")
     rows = [line.split() for line in output.splitlines() if line.split()[:1] in (["digits"], ["mnist1d"])]
     runs = {(fields[0], fields[1]): fields for fields in rows if len(fields) == 9}
     assert set(runs) == {(d, m) for d in ("digits", "mnist1d") for m in methods}
@@ -32,7 +32,7 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
             assert stopped == 0
     assert output.count("median over seeds:") == 2
     for method in methods:
-        assert output.count(f"  {method:<11} to target") == 2
+        assert output.count(f"  {method:<14} to target") == 2
     for dataset in ("digits", "mnist1d"):
         # Each early-stopping method is set against random search whenever random search
         # reached the target (smoke targets are low, but a tiny run may still miss one).
@@ -40,10 +40,17 @@ def test_search_prints_each_method_on_both_data_sets(tmp_path: Path) -> None:
             section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
             for method in ("tpe+asha", "bohb+asha", "random+asha"):
                 assert f"  {method} vs random: " in section and "× the time to target" in section
+        if runs[(dataset, "tpe+asha")][3] != "never":  # and the fused study against the same one unfused
+            section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
+            assert "  fused-tpe+asha vs tpe+asha: " in section
         # Whole studies also give their time to the data set's other targets, every method's.
         section = output.split(f"{dataset}: ", 1)[1].split("\n\n", 1)[0]
         (sweep,) = [line for line in section.splitlines() if line.startswith(("  0.3: ", "  0.15: "))]
         assert [cell.split()[0] for cell in sweep.split(": ", 1)[1].split(" · ")] == list(methods)
+    from tunelab.store import StudyPaths, read_trials
+
+    fused = read_trials(StudyPaths.of(tmp_path / "tunelab-results", "digits-fused-tpe-asha-0"))
+    assert (fused["fusion"] == "fused").all(), "the fused method's trials trained as members of fused cohorts"
 
     # The kept random-search curves replay under ASHA with the default settings: one row per
     # setting and data set; settings whose grace period is not below the 4 smoke epochs are
