@@ -497,7 +497,7 @@ def test_fusion_summary_says_how_a_fused_studys_trials_trained() -> None:
     from tunelab.summary import fusion_summary
 
     mlp, deeper = "mlp depth=2 width=128, batch 32", "mlp depth=3 width=128, batch 32"
-    alone = "model 'rnn' is not fused (only mlp, cnn, resnet, autoencoder)"
+    alone = "model 'user_models:TinyNet' is not fused (only mlp, cnn, resnet, autoencoder, rnn)"
     trials = pd.DataFrame({"fusion": ["fused", "fused", "fused", alone],
                            "cohort": [mlp, deeper, mlp, None]})
     assert fusion_summary(trials) == (f"fused: 3 of 4 trials, 2 cohort shapes (most trials: {mlp}: 2); "

@@ -1,6 +1,8 @@
 """The stacked layers (`tunelab.fusion.stacked`) give every member the outputs, gradients and
 batch-norm statistics that `vmap(functional_call)` gives it, layer kind by layer kind, in
-training and in eval mode; a model with a layer they do not know is left to vmap."""
+training and in eval mode; a model with a layer they do not know is left to vmap. The recurrent
+layers (`tunelab.fusion.stacked_recurrent`), which vmap cannot run, give each member what the
+torch layer gives it run member by member, and drop between layers at each member's own rate."""
 
 from __future__ import annotations
 
@@ -178,3 +180,147 @@ def test_a_members_weights_are_its_models_own_tensors_after_fused_training() -> 
     state = members[1].state()
     resumed = architecture.new_member(trials[1], resume=state)
     assert all(torch.equal(resumed.params[name], weights[name]) for name in resumed.params)
+
+
+RECURRENT = {
+    "rnn tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (nn.LSTM, {}),
+    "gru": (nn.GRU, {}),
+}
+STEPS = 6
+
+
+def flat(result: torch.Tensor | tuple) -> list[torch.Tensor]:
+    """A module's result as a list of tensors: an LSTM's (output, (h_n, c_n)) as three."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    return [tensor for part in result for tensor in flat(part)]
+
+
+def member_by_member(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                     x: torch.Tensor) -> list[torch.Tensor]:
+    """Each member's outputs from the torch module itself (`flat`), stacked over the members:
+    what a stacked kind must return."""
+    from torch.func import functional_call
+
+    each = [flat(functional_call(model, ({n: v[m] for n, v in params.items()}, {n: v[m] for n, v in buffers.items()}),
+                                 (x[m],)))
+            for m in range(x.shape[0])]
+    return [torch.stack(parts) for parts in zip(*each)]
+
+
+def outputs_and_gradients(outputs: list[torch.Tensor], params: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The outputs, then every parameter's gradient of a weighted sum of all of them."""
+    total = sum((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() for out in outputs)
+    return [out.detach() for out in outputs] + list(torch.autograd.grad(total, list(params.values())))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one way", "bidirectional"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("kind", sorted(RECURRENT))
+def test_stacked_recurrent_layers_equal_the_layer_member_by_member(kind: str, num_layers: int, bidirectional: bool) -> None:
+    """Outputs, final states (h_n, an LSTM's c_n) and gradients of nn.RNN (tanh, relu), nn.LSTM and
+    nn.GRU, written out for every member at once, as torch's own layer gives each member's."""
+    layer_class, options = RECURRENT[kind]
+    layer = layer_class(3, 4, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **options)
+    params, _ = members_of(layer)
+    x = torch.randn(MEMBERS, BATCH, STEPS, 3, generator=torch.Generator().manual_seed(1))
+    stacked = stacked_model(layer)
+    assert stacked is not None, "the layer is stacked"
+    stacked.train(True)
+    mine = {name: value.clone().requires_grad_() for name, value in params.items()}
+    theirs = {name: value.clone().requires_grad_() for name, value in params.items()}
+    together = outputs_and_gradients(flat(stacked(mine, {}, x)), mine)
+    expected = outputs_and_gradients(member_by_member(layer, theirs, {}, x), theirs)
+    assert len(together) == len(expected) == (3 if kind == "lstm" else 2) + len(params)
+    for index, (value, reference) in enumerate(zip(together, expected)):
+        assert value.shape == reference.shape, index
+        assert torch.allclose(value, reference, rtol=1e-4, atol=1e-5), (index, float((value - reference).abs().max()))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_stacked_rnn_model_equals_the_model_member_by_member(cell: str, training: bool) -> None:
+    """The RNN model's own forward (transposing its input, picking the top layer's final states)
+    runs the stacked recurrent layer and head unchanged."""
+    model = built("rnn", {"cell": cell, "hidden_size": 5, "num_layers": 2, "bidirectional": True}, (2, STEPS))
+    model.train(training)
+    params, buffers = members_of(model)
+    x = torch.randn(MEMBERS, BATCH, 2, STEPS, generator=torch.Generator().manual_seed(1))
+    stacked = stacked_model(model)
+    assert stacked is not None, "the model is stacked"
+    stacked.train(training)
+    mine = {name: value.clone().requires_grad_() for name, value in params.items()}
+    theirs = {name: value.clone().requires_grad_() for name, value in params.items()}
+    together = outputs_and_gradients([stacked(mine, buffers, x)], mine)
+    expected = outputs_and_gradients(member_by_member(model, theirs, buffers, x), theirs)
+    assert together[0].shape == (MEMBERS, BATCH, 4)
+    for index, (value, reference) in enumerate(zip(together, expected)):
+        assert torch.allclose(value, reference, rtol=1e-4, atol=1e-5), index
+    assert {f"recurrent.{name}" for name in ("weight_ih_l1_reverse", "weight_hh_l0")} <= stacked.transposed_parameters()
+
+
+def test_a_recurrent_layer_the_stacked_kind_does_not_write_out_is_left_to_vmap() -> None:
+    assert stacked_model(nn.LSTM(3, 4, batch_first=True)) is not None
+    assert stacked_model(nn.LSTM(3, 4)) is None, "time-major inputs"
+    assert stacked_model(nn.GRU(3, 4, batch_first=True, bias=False)) is None
+    assert stacked_model(nn.LSTM(3, 4, batch_first=True, proj_size=2)) is None
+
+
+def relaying_rnn(hidden: int, rate: float) -> nn.RNN:
+    """Two relu layers that show what drops between them: the first outputs 1 everywhere (its
+    bias alone), the second passes its input through (identity weights): the top layer's output
+    is the dropout mask, scaled."""
+    layer = nn.RNN(1, hidden, num_layers=2, nonlinearity="relu", dropout=rate, batch_first=True)
+    with torch.no_grad():
+        for name, value in layer.named_parameters():
+            value.zero_()
+        layer.bias_ih_l0.fill_(1.0)
+        layer.weight_ih_l1.copy_(torch.eye(hidden))
+    return layer
+
+
+def test_between_layers_each_member_drops_at_its_own_rate_with_its_own_masks() -> None:
+    from tunelab.fusion.member_dropout import RATE, dropout_rates
+
+    rates = [0.0, 0.3, 0.7, 0.7]
+    layer = relaying_rnn(hidden=50, rate=0.5)
+    assert dropout_rates(layer) == {RATE: 0.5}
+    skeleton = copy.deepcopy(layer)
+    assert replace_dropout(skeleton) == [RATE]
+    stacked = stacked_model(skeleton)
+    assert stacked is not None
+    params = {name: value.detach().expand(len(rates), *value.shape) for name, value in layer.named_parameters()}
+    x = torch.zeros(len(rates), 40, 50, 1)
+    stacked.train(True)
+    output, _ = stacked(params, {RATE: torch.tensor(rates)}, x)
+    for rate, member in zip(rates, output):
+        assert float((member == 0).float().mean()) == pytest.approx(rate, abs=0.02)
+        assert float(member[member > 0][0]) == pytest.approx(1 / (1 - rate))  # survivors scaled, as torch's dropout does
+    assert torch.equal(output[0], torch.ones_like(output[0])), "at rate 0 nothing drops"
+    assert not torch.equal(output[2], output[3]), "two members at one rate draw their own masks"
+    stacked.train(False)
+    output, _ = stacked(params, {RATE: torch.tensor(rates)}, x)
+    assert torch.equal(output, torch.ones_like(output)), "no dropout in eval mode"
+
+
+def test_a_member_at_dropout_rate_0_equals_its_layer_without_dropout() -> None:
+    from tunelab.fusion.member_dropout import RATE
+
+    layer = nn.LSTM(3, 4, num_layers=2, dropout=0.5, batch_first=True)
+    skeleton = copy.deepcopy(layer)
+    replace_dropout(skeleton)
+    stacked = stacked_model(skeleton)
+    assert stacked is not None
+    stacked.train(True)
+    params, _ = members_of(layer)
+    x = torch.randn(MEMBERS, BATCH, STEPS, 3, generator=torch.Generator().manual_seed(1))
+    output, (h_n, _) = stacked(params, {RATE: torch.tensor([0.0, 0.5, 0.0])}, x)
+    without = copy.deepcopy(layer)
+    without.dropout = 0.0
+    expected_output, expected_h_n, _ = member_by_member(without, params, {}, x)
+    for member in (0, 2):
+        assert torch.allclose(output[member], expected_output[member], rtol=1e-4, atol=1e-5)
+        assert torch.allclose(h_n[member], expected_h_n[member], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(output[1], expected_output[1], rtol=1e-2), "the member at 0.5 drops"

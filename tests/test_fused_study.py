@@ -281,3 +281,25 @@ def test_a_structural_parameter_splits_cohorts_and_continuous_ones_never_do(ray_
         expected = alone(spec, {name: trial[f"param_{name}"] for name in ("learning_rate", "width")})
         rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
         assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
+
+
+def test_a_recurrent_study_fuses_its_trials_each_as_it_trains_alone(ray_runtime: None, tmp_path: Path) -> None:
+    """An LSTM (two layers, both directions) on the adding problem: one cohort of four members,
+    every epoch's losses as each configuration's trial alone (torch's own LSTM kernels)."""
+    document = study_document("lstm", "auto")
+    document["scheduler"] = "none"
+    document["dataset"] = {"name": "adding", "n_samples": 300, "sequence_length": 10, "validation_fraction": 0.2,
+                           "test_fraction": 0.2, "seed": 0}
+    document["model"] = {"name": "rnn", "cell": "lstm", "hidden_size": 8, "num_layers": 2, "bidirectional": True}
+    spec, paths = run(document, tmp_path)
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed" and len(trials) == 4
+    assert (trials["fusion"] == "fused").all()
+    (cohort,) = set(trials["cohort"])
+    assert cohort.startswith("rnn bidirectional cell=lstm hidden_size=8") and "num_layers=2" in cohort
+    epochs = read_epochs(paths)
+    for trial in trials.to_dict("records"):
+        expected = alone(spec, {name: trial[f"param_{name}"] for name in CONTINUOUS_SPACE})
+        rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
+        for metric in ("train_loss", "val_loss"):
+            assert rows[metric].to_numpy() == pytest.approx([e[metric] for e in expected], rel=2e-4, abs=2e-5), metric

@@ -47,8 +47,11 @@ class RNN(TunableModel):
         initialize_weights(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, state = self.recurrent(x.transpose(1, 2))  # (N, channels, steps) -> (N, steps, channels)
+        # Dimensions counted from the right: a fused cohort runs this forward on inputs and states
+        # with the members first (`tunelab.fusion.stacked_recurrent`).
+        _, state = self.recurrent(x.transpose(-1, -2))  # (N, channels, steps) -> (N, steps, channels)
         h_n = state[0] if isinstance(state, tuple) else state  # an LSTM also returns its cell state
         # h_n: (num_layers * directions, N, hidden); the top layer's directions come last.
-        last = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.bidirectional else h_n[-1]
+        top = h_n[..., -1, :, :]
+        last = torch.cat([h_n[..., -2, :, :], top], dim=-1) if self.bidirectional else top
         return self.head(last)

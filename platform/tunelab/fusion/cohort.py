@@ -9,8 +9,9 @@ FUSED_MODELS, an optimiser without a flat rule
 (`flat_optimizer.FLAT_RULES`: all of tunelab's have one: SGD, Adam, AdamW, RMSprop, Adagrad),
 and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time).
 Batch norm is fused with each member's own running statistics (stacked buffers, updated member
-by member). Dropout is fused, each member at its own rate with its own masks
-(`member_dropout`): equal to the trial alone in distribution, not bit for bit.
+by member). Dropout is fused (nn.Dropout, and a recurrent layer's between its layers), each member at
+its own rate with its own masks (`member_dropout`): equal to the trial alone in distribution,
+not bit for bit.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from tunelab.fusion.flat_optimizer import FLAT_RULES
 from tunelab.training.plan import TrialPlan
 
 FUSED_OPTIMIZERS = tuple(FLAT_RULES)
-# Model families whose layers the engine batches (`fusion.stacked`: MLP, CNN, ResNet; vmap for
-# what it does not know: the autoencoder, whose forward reshapes to the input's shape; tested
-# member by member in tests/test_fusion.py). Not the RNN: torch's recurrent layers have no
-# batching rule for vmap ("Batching rule not implemented for aten::lstm.input").
-FUSED_MODELS = ("mlp", "cnn", "resnet", "autoencoder")
+# Model families whose layers the engine batches (`fusion.stacked`: MLP, CNN, ResNet, and the
+# RNN's recurrences written out in `fusion.stacked_recurrent`, as torch's recurrent layers have
+# no batching rule for vmap; vmap for what it does not know: the autoencoder, whose forward
+# reshapes to the input's shape; tested member by member in tests/test_fusion.py).
+FUSED_MODELS = ("mlp", "cnn", "resnet", "autoencoder", "rnn")
 
 
 def fusion_refusal(plan: TrialPlan) -> str | None:

@@ -12,13 +12,16 @@ parameters stacked along a first dimension:
                    batch statistics and running statistics
   pools, Flatten, MemberDropout, element-wise activations: member by member in one op
                    (a 1-d max pool of disjoint windows as a max over each: faster on a CPU)
+  RNN, LSTM, GRU   the recurrences written out, batched matrix products per time step
+                   (`stacked_recurrent`)
 
 A convolution's output stays in its (batch, members × channels, ...) memory layout, seen as
 (members, batch, ...): the next convolution, batch norm or pool reads it without a copy.
 
 `stacked_model` returns None for a model it does not know all of (a layer kind missing from
-STACKED_LAYERS, or a container whose forward may not be layout-agnostic): the engine then
-runs it under vmap, as before. tests/test_fused_stacked.py checks each layer kind against vmap.
+`stacked_kinds`, or a container whose forward may not be layout-agnostic): the engine then
+runs it under vmap, as before. tests/test_fused_stacked.py checks each layer kind against vmap
+(the recurrent ones, which vmap cannot run, against the torch layer member by member).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tunelab.fusion.member_dropout import RATE, MemberDropout
+from tunelab.fusion.member_dropout import RATE, MemberDropout, dropped
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -52,7 +55,7 @@ class StackedLayer(nn.Module):
     """One layer of the model for every member: its tensors, by the layer's own names, are bound
     before each call (a member's parameters and buffers stacked on a first dimension)."""
 
-    tensor_names: ClassVar[tuple[str, ...]] = ()
+    tensor_names: tuple[str, ...] = ()  # a kind whose names depend on the layer sets its own
 
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
@@ -65,9 +68,17 @@ class StackedLayer(nn.Module):
     def bind(self, tensors: Tensors, prefix: str) -> None:
         self.tensors = {name: tensors.get(prefix + name) for name in self.tensor_names}
 
+    def transposed_names(self) -> tuple[str, ...]:
+        """Its parameters whose gradient autograd computes transposed (`FlatLayout.transposed`):
+        the weights it multiplies by as x·Wᵀ."""
+        return ()
+
 
 class StackedLinear(StackedLayer):
     tensor_names = ("weight", "bias")
+
+    def transposed_names(self) -> tuple[str, ...]:
+        return ("weight",)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.tensors["weight"], self.tensors["bias"]  # (members, out, in), (members, out)
@@ -192,9 +203,7 @@ class StackedDropout(StackedLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        rate = self.tensors[RATE].view(-1, *([1] * (x.dim() - 1)))
-        keep = (torch.rand_like(x) >= rate).to(x.dtype)
-        return x * keep / (1 - rate)
+        return dropped(x, self.tensors[RATE].view(-1, *([1] * (x.dim() - 1))))
 
 
 class Unchanged(StackedLayer):
@@ -231,15 +240,26 @@ STACKED_LAYERS: dict[type[nn.Module], type[StackedLayer]] = {
 }
 
 
+def stacked_kinds() -> dict[type[nn.Module], type[StackedLayer]]:
+    """Every layer's stacked kind: STACKED_LAYERS and the recurrent layers' (`stacked_recurrent`,
+    imported here and not at the top: it imports this module)."""
+    from tunelab.fusion.stacked_recurrent import RECURRENT_LAYERS
+
+    return {**STACKED_LAYERS, **RECURRENT_LAYERS}
+
+
 def layout_agnostic_containers() -> tuple[type[nn.Module], ...]:
-    """Containers whose own forward only calls their children, adds and reshapes the last
-    dimension: they run stacked layers unchanged (read before adding one here)."""
+    """Containers whose own forward only calls their children, adds, reshapes the last
+    dimension, and transposes or indexes dimensions counted from the right: they run stacked
+    layers unchanged (read before adding one here). The RNN indexes its recurrent layer's h_n
+    from the right, which the stacked recurrent layer returns with the members first."""
     from tunelab_models.activations import Maxout
     from tunelab_models.cnn import CNN
     from tunelab_models.mlp import MLP
     from tunelab_models.resnet import ResidualBlock, ResNet
+    from tunelab_models.rnn import RNN
 
-    return nn.Sequential, MLP, CNN, ResNet, ResidualBlock, Maxout
+    return nn.Sequential, MLP, CNN, ResNet, ResidualBlock, Maxout, RNN
 
 
 class StackedModel:
@@ -260,20 +280,20 @@ class StackedModel:
 
     def transposed_parameters(self) -> frozenset[str]:
         """Parameters whose gradient autograd computes transposed (`FlatLayout.transposed`)."""
-        return frozenset(f"{name}.weight" if name else "weight" for name, layer in self.layers.items()
-                         if isinstance(layer, StackedLinear))
+        return frozenset(f"{name}.{tensor}" if name else tensor for name, layer in self.layers.items()
+                         for tensor in layer.transposed_names())
 
 
 def stacked_model(model: nn.Module) -> StackedModel | None:
     """The stacked version of `model` (its copy: the model is left alone), or None when a part of
     it is not known to stack."""
-    containers = layout_agnostic_containers()
+    containers, kinds = layout_agnostic_containers(), stacked_kinds()
     root = copy.deepcopy(model)
     layers: dict[str, StackedLayer] = {}
     for name, module in list(root.named_modules()):
         if any(name.startswith(f"{replaced}.") for replaced in layers):
             continue  # inside a replaced layer (none have children today)
-        kind = STACKED_LAYERS.get(type(module))
+        kind = kinds.get(type(module))
         if kind is None:
             if type(module) in containers:
                 continue
