@@ -283,6 +283,26 @@ def test_a_structural_parameter_splits_cohorts_and_continuous_ones_never_do(ray_
         assert rows["val_loss"].to_numpy() == pytest.approx([e["val_loss"] for e in expected], rel=2e-4, abs=2e-5)
 
 
+@pytest.mark.parametrize("fuse", ["auto", 4])
+def test_auto_trains_an_lstm_of_64_units_alone_where_it_is_faster_and_a_member_count_fuses_it(
+        ray_runtime: None, tmp_path: Path, fuse: Any) -> None:
+    """`fuse: auto` leaves a trial alone where a fused cohort measured slower (an LSTM of 64 or
+    more units on torch's own kernel); `fuse: N` asks for fusion wherever it can be done."""
+    document = study_document(f"lstm64-{fuse}", fuse)
+    document["scheduler"] = "none"
+    document["train"]["max_epochs"] = 2
+    document["dataset"] = {"name": "adding", "n_samples": 200, "sequence_length": 6, "validation_fraction": 0.2,
+                           "test_fraction": 0.2, "seed": 0}
+    document["model"] = {"name": "rnn", "cell": "lstm", "hidden_size": 64, "num_layers": 1}
+    _, paths = run(document, tmp_path)
+    trials = read_trials(paths)
+    assert read_study(paths)["status"] == "completed" and (trials["status"] == "completed").all()
+    if fuse == "auto":
+        assert trials["fusion"].str.startswith("an LSTM of 64 or more units trains faster alone").all()
+    else:
+        assert (trials["fusion"] == "fused").all() and trials["cohort"].nunique() == 1
+
+
 def test_a_recurrent_study_fuses_its_trials_each_as_it_trains_alone(ray_runtime: None, tmp_path: Path) -> None:
     """An LSTM (two layers, both directions) on the adding problem: one cohort of four members,
     every epoch's losses as each configuration's trial alone (torch's own LSTM kernels)."""

@@ -84,7 +84,7 @@ def run_biasvar(
     data = load_study_data(spec)
     gpu = spec.resources.gpu > 0
     jobs = []
-    fused = {trial.trial_id for trial in chosen if spec.train.fuse != "off" and rounds_fuse(trial.plan)}
+    fused = {trial.trial_id for trial in chosen if rounds_fuse(trial.plan, spec.train.fuse)}
     for trial in chosen:
         if trial.trial_id in fused:  # every round a member of one fused cohort, in one task
             jobs.append(Job(("rounds", trial.trial_id), f"trial {trial.trial_number} rounds (fused)",

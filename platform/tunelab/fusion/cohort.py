@@ -8,6 +8,8 @@ Not fused (a trial trains alone, the reason said by `fusion_refusal`): model fam
 FUSED_MODELS, an optimiser without a flat rule
 (`flat_optimizer.FLAT_RULES`: all of tunelab's have one: SGD, Adam, AdamW, RMSprop, Adagrad),
 and studies that minimise `train_seconds` (a member's fused epochs are its cohort's time).
+With `train.fuse: auto` a trial also trains alone where a fused cohort measured slower than its
+members one at a time (`fusion_choice`); `fuse: N` still fuses it.
 Batch norm is fused with each member's own running statistics (stacked buffers, updated member
 by member). Dropout is fused (nn.Dropout, and a recurrent layer's between its layers), each member at
 its own rate with its own masks (`member_dropout`): equal to the trial alone in distribution,
@@ -41,6 +43,26 @@ def fusion_refusal(plan: TrialPlan) -> str | None:
         return f"optimizer {knobs['optimizer']!r} is not fused (only {', '.join(FUSED_OPTIMIZERS)})"
     if any(metric == "train_seconds" for metric, _ in plan.rules.objectives):
         return "train_seconds is an objective: a fused member's training time is its whole cohort's"
+    return None
+
+
+# An LSTM alone runs torch's own LSTM kernel (oneDNN on a CPU), which the written-out recurrence
+# of a fused cohort does not beat from 64 units: 16 members on one thread, fused against one at a
+# time, 1.06× at 16 units, 1.30× at 32, 0.81× at 64 (the default), 0.72× at 128
+# (bench/fused_engine.py). A GRU or an Elman RNN alone has no such kernel: 1.7× at 64 units.
+LSTM_FUSED_BELOW_UNITS = 64
+
+
+def fusion_choice(plan: TrialPlan, fuse: str | int) -> str | None:
+    """Why this trial of a study with `train.fuse: fuse` trains alone, or None when it is fused:
+    what cannot be fused (`fusion_refusal`), and with `auto` what trains faster alone."""
+    refusal = fusion_refusal(plan)
+    if refusal is not None or fuse != "auto":
+        return refusal
+    params = plan.model_params
+    if plan.model_name == "rnn" and params.get("cell") == "lstm" and params["hidden_size"] >= LSTM_FUSED_BELOW_UNITS:
+        return (f"an LSTM of {LSTM_FUSED_BELOW_UNITS} or more units trains faster alone (torch's own kernel); "
+                "fuse: N fuses it")
     return None
 
 

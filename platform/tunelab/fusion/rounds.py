@@ -17,7 +17,7 @@ import torch
 
 from tunelab.training.replicates import BIASVAR_METHODS
 from tunelab.datasets import Splits
-from tunelab.fusion.cohort import fusion_refusal
+from tunelab.fusion.cohort import fusion_choice
 from tunelab.fusion.engine import FusedArchitecture
 from tunelab.fusion.member import FusedMember, timed_epoch
 from tunelab.fusion.memory import free_memory_bytes, members_that_fit
@@ -25,9 +25,10 @@ from tunelab.metrics import TRIAL_END
 from tunelab.training.plan import TrialPlan
 
 
-def rounds_fuse(plan: TrialPlan) -> bool:
-    """Whether a configuration's rounds can be fused (else each trains alone, as before)."""
-    return fusion_refusal(plan) is None
+def rounds_fuse(plan: TrialPlan, fuse: str | int) -> bool:
+    """Whether a configuration's rounds are fused in a study with `train.fuse: fuse` (else each
+    trains alone, as before)."""
+    return fuse != "off" and fusion_choice(plan, fuse) is None
 
 
 def fused_round_outputs(plan: TrialPlan, data: Splits, method: str, rounds: int) -> list[np.ndarray]:

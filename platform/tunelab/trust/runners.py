@@ -14,7 +14,7 @@ import pandas as pd
 
 from tunelab.store.schema import STOPPED_EARLY, STUDY_RUNNING, WITH_A_FINAL_RESULT
 from tunelab.errors import BadInputError
-from tunelab.fusion.cohort import fusion_refusal
+from tunelab.fusion.cohort import fusion_choice
 from tunelab.fusion.messages import FUSED
 from tunelab.spec import Spec, parse_spec
 from tunelab.store import StudyPaths, read_study, read_trials
@@ -48,7 +48,7 @@ def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit
 
     plans = {row["trial_id"]: _as_trained(spec, row) for row in chosen.to_dict("records")}
     # A fused study fuses each configuration's replicates too: one Ray task trains them all.
-    fusion = {trial_id: _replicates_fusion(plan, resplit) for trial_id, plan in plans.items()} if spec.train.fuse != "off" else {}
+    fusion = {trial_id: _replicates_fusion(plan, resplit, spec.train.fuse) for trial_id, plan in plans.items()} if spec.train.fuse != "off" else {}
     jobs = []
     threads, gpu = spec.resources.cpu, spec.resources.gpu > 0
     for row in chosen.to_dict("records"):
@@ -158,12 +158,12 @@ def _as_trained(spec: Spec, row: dict[str, Any]) -> TrialPlan:
     return dataclasses.replace(plan, rules=dataclasses.replace(plan.rules, max_epochs=int(row["stop_epoch"])))
 
 
-def _replicates_fusion(plan: TrialPlan, resplit: bool) -> str:
+def _replicates_fusion(plan: TrialPlan, resplit: bool, fuse: str | int) -> str:
     """`fused`, or why a fused study's configuration has its replicates trained alone (the
     words of the trials table's `fusion` column)."""
     if resplit:
         return RESPLIT_NOT_FUSED
-    return fusion_refusal(plan) or FUSED
+    return fusion_choice(plan, fuse) or FUSED
 
 
 def _run(spec: Spec, jobs: list[Any], echo: Callable[[str], None]) -> dict[Any, Any]:

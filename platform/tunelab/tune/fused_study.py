@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
 from tunelab.datasets import Splits
-from tunelab.fusion.cohort import cohort_key, cohort_label, fusion_refusal
+from tunelab.fusion.cohort import cohort_key, cohort_label, fusion_choice
 from tunelab.fusion.messages import FUSED, EpochAnswer
 from tunelab.metrics import EPOCH_ROWS, TRIAL_END, epoch_row
 from tunelab.spec import Spec
@@ -201,7 +201,7 @@ class FusedStudy:
         saved = state_file.read_bytes() if state_file.exists() else None
         state = state_from_bytes(saved) if saved is not None else None
         plan = self.setup.plan_for(trial.config)
-        refusal = fusion_refusal(plan)
+        refusal = fusion_choice(plan, self.spec.train.fuse)
         if refusal is None and state is not None and "fused" not in state:
             refusal = "its saved state is an unfused trial's: it continues unfused"
         trial.fusion = refusal or FUSED
