@@ -20,15 +20,15 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import yaml
 
+from tunelab.datasets import Splits
 from tunelab.from_spec import load_study_data, study_setup
 from tunelab.fusion.host_process import OPEN
 from tunelab.fusion.shared_payload import SharedPayload, SharedValue
 from tunelab.spec import parse_spec
+from tunelab.training.plan import StudySetup
 from tunelab.tune.host_pools import LocalHost
 
 MB = 2**20
@@ -48,12 +48,11 @@ def unique_kb(pid: int) -> int:
     return sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:")))
 
 
-def hand_to_hosts(payload: SharedPayload, hosts: int, log: Path) -> tuple[float, float]:
+def hand_to_hosts(payload: SharedPayload, no_data: SharedPayload, hosts: int, log: Path) -> tuple[float, float]:
     """Start `hosts` host processes and open each with the payload: the seconds until all are
     ready (from when the data was ready in the driver), and the MB the hosts hold for it in all."""
     started = [LocalHost() for _ in range(hosts)]
     try:
-        no_data = SharedPayload(pickle.dumps(data_of(0), protocol=5))
         for future in [host.call(OPEN, (no_data, 1, 16, str(log))) for host in started]:
             future.result()  # every host up and idle, so only the hand-off is timed
         before = [unique_kb(host.process.pid) for host in started]
@@ -68,12 +67,16 @@ def hand_to_hosts(payload: SharedPayload, hosts: int, log: Path) -> tuple[float,
             host.stop()
 
 
-def data_of(megabytes: int) -> tuple[Any, Any]:
+def study_data() -> tuple[Splits, StudySetup]:
     spec = parse_spec(yaml.safe_dump(EXPERIMENT), "host-data.yaml")
-    data = load_study_data(spec)
+    return load_study_data(spec), study_setup(spec)
+
+
+def sized(data: Splits, megabytes: int) -> Splits:
+    """The data set's training rows repeated to `megabytes` of inputs."""
     rows = int(megabytes * MB // data.train_x[0].nbytes)
     chosen = np.arange(rows) % len(data.train_y)
-    return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen]), study_setup(spec)
+    return replace(data, train_x=data.train_x[chosen], train_y=data.train_y[chosen])
 
 
 def main() -> None:
@@ -88,14 +91,16 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}; "
           f"{args.hosts} host processes")
     print(f"{'data MB':>8} {'way':<8} {'ready s':>8} {'MB the hosts hold for it':>25}")
+    data, setup = study_data()
+    no_data = SharedPayload(pickle.dumps((sized(data, 0), setup), protocol=5))
     for megabytes in sizes:
-        value = data_of(megabytes)
+        value = (sized(data, megabytes), setup)
         began = time.perf_counter()
         shared = SharedValue(value)
         written = time.perf_counter() - began
         ways = {"pickled": SharedPayload(pickle.dumps(value, protocol=5)), "shared": shared.payload}
         for way, payload in ways.items():
-            seconds, held = hand_to_hosts(payload, args.hosts, log)
+            seconds, held = hand_to_hosts(payload, no_data, args.hosts, log)
             seconds += written if way == "shared" else 0.0  # its one write counts against it
             print(f"{megabytes:8d} {way:<8} {seconds:8.2f} {held:25.0f}")
         shared.close()

@@ -253,16 +253,16 @@ def test_what_cannot_be_fused_says_why(trial: TrialPlan, reason: str) -> None:
         train_cohort([trial], load_splits("moons", {"n_samples": 100}, 0.2, 0.2, 0), lambda result: None)
 
 
-@pytest.mark.parametrize("cell,units,fuse,alone", [
+@pytest.mark.parametrize("cell,units,fuse,trains_alone", [
     ("lstm", 64, "auto", True), ("lstm", 128, "auto", True), ("lstm", 32, "auto", False),
     ("lstm", 64, 16, False), ("gru", 64, "auto", False), ("rnn", 128, "auto", False),
 ])
-def test_auto_leaves_alone_only_what_measured_faster_alone(cell: str, units: int, fuse: Any, alone: bool) -> None:
+def test_auto_leaves_alone_only_what_measured_faster_alone(cell: str, units: int, fuse: Any, trains_alone: bool) -> None:
     trial = plan("rnn", {"cell": cell, "hidden_size": units, "num_layers": 1, "bidirectional": False,
                          "dropout": 0.0})
     assert fusion_refusal(trial) is None, "it can be fused"
     reason = fusion_choice(trial, fuse)
-    assert (reason is not None) == alone, reason
+    assert (reason is not None) == trains_alone, reason
 
 
 def test_members_of_every_optimiser_train_in_one_cohort_as_their_trials_alone(digits: Splits) -> None:

@@ -48,7 +48,8 @@ def run_confirm(storage: Path, study: str, top: int = 3, seeds: int = 5, resplit
 
     plans = {row["trial_id"]: _as_trained(spec, row) for row in chosen.to_dict("records")}
     # A fused study fuses each configuration's replicates too: one Ray task trains them all.
-    fusion = {trial_id: _replicates_fusion(plan, resplit, spec.train.fuse) for trial_id, plan in plans.items()} if spec.train.fuse != "off" else {}
+    fusion = ({trial_id: _replicates_fusion(plan, resplit, spec.train.fuse) for trial_id, plan in plans.items()}
+              if spec.train.fuse != "off" else {})
     jobs = []
     threads, gpu = spec.resources.cpu, spec.resources.gpu > 0
     for row in chosen.to_dict("records"):
