@@ -31,7 +31,11 @@ SCRIPT = textwrap.dedent(
     talker = Talker.remote()
     talker.talk.remote()
     time.sleep(4)  # long enough for worker lines to reach this terminal
-    print("COMMAND OUTPUT ENDS", file=sys.stderr, flush=True)
+    # Printed between two of Ray's batches of worker lines: a batch Ray was printing as the
+    # marker printed would straddle it (seen once in a loaded CI run), which is not the stop's doing.
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher
+    with global_worker_stdstream_dispatcher._lock:
+        print("COMMAND OUTPUT ENDS", file=sys.stderr, flush=True)
     if sys.argv[1] == "quiet":
         from tunelab.tune.local_ray import stop_ray_quietly
         stop_ray_quietly()
